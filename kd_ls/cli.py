@@ -1,0 +1,156 @@
+"""The `kd-ls` command: Lightning's CLI (fit/validate/test) plus kd-ls's own commands.
+
+Every Lightning run lands in `trainer.default_root_dir` (its *run folder*): the resolved
+`config.yaml`, `checkpoints/last.ckpt`, the CSV (or W&B) logs, and `metrics.json` with the
+final val and test metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+from jsonargparse import Namespace
+from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+
+from kd_ls.data import ArrayDataModule
+from kd_ls.io import atomic_write_json
+from kd_ls.lit import ClassifierModule
+
+CSV_LOGGER = "pytorch_lightning.loggers.CSVLogger"
+RICH_BAR = "pytorch_lightning.callbacks.RichProgressBar"
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+
+
+class SaveAndLogConfig(SaveConfigCallback):
+    """Save the resolved config in the run folder and hand it to every logger (W&B's config)."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Log the whole resolved CLI config, flattened to dotted keys, as hyper-parameters."""
+        flat = {k: v for k, v in vars(self.config.as_flat()).items() if not isinstance(v, Namespace)}
+        for logger in trainer.loggers:
+            logger.log_hyperparams(flat)
+
+
+class KDLightningCLI(LightningCLI):
+    """LightningCLI for kd-ls modules (Teacher, Student) and data modules (kd_ls.data)."""
+
+    def __init__(self, args: Optional[Sequence[str]] = None, run: bool = True) -> None:
+        super().__init__(
+            ClassifierModule,
+            ArrayDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=SaveAndLogConfig,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Link the data's shape into the model; make the last-epoch checkpoint configurable."""
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
+
+    def before_instantiate_classes(self) -> None:
+        """Point logger, checkpoints and progress bar at the run folder."""
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        root = cfg.trainer.default_root_dir or os.path.join("runs", "default")
+        cfg.trainer.default_root_dir = root
+        if cfg.trainer.logger in (None, True):
+            cfg.trainer.logger = Namespace(class_path=CSV_LOGGER, init_args=Namespace(save_dir=root, name="", version=""))
+        for logger in _as_list(cfg.trainer.logger):
+            if isinstance(logger, Namespace) and logger.class_path.endswith("WandbLogger"):
+                if logger.init_args.get("save_dir") in (None, "."):
+                    logger.init_args.save_dir = root
+        if cfg.checkpoint.dirpath is None:
+            cfg.checkpoint.dirpath = os.path.join(root, "checkpoints")
+        callbacks = _as_list(cfg.trainer.callbacks)
+        has_bar = any(getattr(c, "class_path", "").endswith("ProgressBar") for c in callbacks)
+        if cfg.trainer.enable_progress_bar is not False and not has_bar:
+            cfg.trainer.callbacks = callbacks + [Namespace(class_path=RICH_BAR, init_args=Namespace())]
+
+    @property
+    def run_dir(self) -> str:
+        """The run folder: trainer.default_root_dir."""
+        return self.trainer.default_root_dir
+
+    def after_fit(self) -> None:
+        """Evaluate the last-epoch weights on val and test, then write metrics.json."""
+        if self.trainer.interrupted:
+            return
+        self.collect_metrics()
+        self.trainer.validate(self.model, datamodule=self.datamodule, verbose=False)
+        self.collect_metrics()
+        self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
+        self.write_metrics()
+
+    def after_validate(self) -> None:
+        """Write metrics.json after `kd-ls validate`."""
+        self.write_metrics()
+
+    def after_test(self) -> None:
+        """Write metrics.json after `kd-ls test`."""
+        self.write_metrics()
+
+    def collect_metrics(self) -> dict[str, float]:
+        """Add the trainer's current train/val/test metrics to those gathered so far."""
+        gathered = self.__dict__.setdefault("_metrics", {})
+        gathered.update({k: float(v) for k, v in self.trainer.callback_metrics.items()
+                         if k.split("/")[0] in ("train", "val", "test")})
+        return gathered
+
+    def write_metrics(self) -> None:
+        """Atomically write every gathered metric to <run folder>/metrics.json."""
+        values = self.collect_metrics()
+        if self.trainer.is_global_zero:
+            atomic_write_json(os.path.join(self.run_dir, "metrics.json"), values)
+        finish_wandb_runs(self.trainer, self.run_dir)
+
+
+def finish_wandb_runs(trainer: Trainer, run_dir: str) -> None:
+    """Attach the run folder's config.yaml and metrics.json to each W&B run, then close it, so
+    an in-process caller (a study) starts the next run afresh."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            for name in ("config.yaml", "metrics.json"):
+                if os.path.exists(os.path.join(run_dir, name)):
+                    logger.experiment.save(os.path.join(run_dir, name), base_path=run_dir, policy="now")
+            logger.experiment.finish()
+
+
+def _as_list(value: Any) -> list:
+    if value in (None, True, False):
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def run_lightning(args: Sequence[str]) -> KDLightningCLI:
+    """Run a Lightning subcommand (fit, validate, test, ...) in this process."""
+    return KDLightningCLI(args=list(args))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Entry point of the `kd-ls` console script."""
+    try:
+        KDLightningCLI(args=argv)
+    except USER_ERRORS as err:
+        if os.environ.get("KD_LS_DEBUG"):
+            raise
+        # jsonargparse wraps errors raised while building classes; the innermost one says why.
+        while err.__cause__ is not None:
+            err = err.__cause__
+        print(f"kd-ls: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

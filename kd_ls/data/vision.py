@@ -1,0 +1,194 @@
+"""Image datasets: torchvision's (CIFAR-10/100, MNIST, Fashion-MNIST) and any image-folder tree.
+
+Images are held as uint8 (N, C, H, W); conversion to float, augmentation and normalisation
+happen per batch on the device (see base.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+import torch
+
+from kd_ls.data.base import ArrayDataModule, ArraySplits
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".webp")
+
+
+def default_cache_dir() -> Path:
+    """Where decoded datasets are cached: $KD_LS_CACHE, else ~/.cache/kd-ls."""
+    return Path(os.environ.get("KD_LS_CACHE", Path.home() / ".cache" / "kd-ls"))
+
+
+class TorchvisionImages(ArrayDataModule):
+    """A torchvision dataset loaded whole into uint8 tensors.
+
+    Args:
+        root: folder holding (or receiving) torchvision's files.
+        download: fetch the files when absent (needs a network).
+        augment: padded random crop + flip (default on for 32x32 colour sets).
+        **kwargs: ArrayDataModule arguments.
+    """
+
+    dataset_name = ""  # torchvision class name, set by subclasses
+
+    def __init__(self, root: str = "data", download: bool = False, augment: Optional[bool] = None, **kwargs) -> None:
+        super().__init__(augment=self.default_augment if augment is None else augment, **kwargs)
+        self.root, self.download = root, download
+
+    default_augment = False
+
+    def load_arrays(self) -> ArraySplits:
+        """Read train and test splits through torchvision."""
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, self.dataset_name)
+        try:
+            train = cls(self.root, train=True, download=self.download)
+            test = cls(self.root, train=False, download=self.download)
+        except RuntimeError as err:
+            if self.download:
+                raise
+            raise FileNotFoundError(
+                f"data.root: no {self.dataset_name} files under '{os.path.abspath(self.root)}'; "
+                f"set data.download=true to fetch them ({err})"
+            ) from None
+        return ArraySplits(*self._tensors(train), *self._tensors(test), list(train.classes))
+
+    @staticmethod
+    def _tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(np.asarray(ds.data))
+        x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)  # grey (N,H,W) or colour (N,H,W,C)
+        return x.contiguous(), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
+
+
+class CIFAR10(TorchvisionImages):
+    """CIFAR-10 through torchvision (50k/10k 32x32 colour images, 10 classes)."""
+
+    dataset_name, default_augment = "CIFAR10", True
+
+
+class CIFAR100(TorchvisionImages):
+    """CIFAR-100 through torchvision (50k/10k 32x32 colour images, 100 classes)."""
+
+    dataset_name, default_augment = "CIFAR100", True
+
+
+class MNIST(TorchvisionImages):
+    """MNIST through torchvision (60k/10k 28x28 grey images)."""
+
+    dataset_name = "MNIST"
+
+
+class FashionMNIST(TorchvisionImages):
+    """Fashion-MNIST through torchvision (60k/10k 28x28 grey images)."""
+
+    dataset_name = "FashionMNIST"
+
+
+def _decode(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _read_members(source: Path) -> Iterable[tuple[str, bytes]]:
+    """(relative path, bytes) of every image file in a folder tree or a tar archive."""
+    if source.is_dir():
+        for path in sorted(source.rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                yield path.relative_to(source).as_posix(), path.read_bytes()
+        return
+    with tarfile.open(source) as tar:
+        for member in tar:
+            if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
+                yield member.name, tar.extractfile(member).read()
+
+
+def _split_and_class(relpath: str) -> Optional[tuple[str, str]]:
+    """('train'|'test', class) from a path ending in <split>/<class>/<file>, else None."""
+    parts = relpath.split("/")
+    if len(parts) >= 3 and parts[-3] in ("train", "test"):
+        return parts[-3], parts[-2]
+    return None
+
+
+def decode_image_folder(source: Path, max_per_class: Optional[int]) -> dict[str, np.ndarray]:
+    """Decode a train/<class>/*, test/<class>/* tree (folder or .tar[.gz]) into uint8 arrays."""
+    images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    labels: dict[str, list[str]] = {"train": [], "test": []}
+    taken: dict[tuple[str, str], int] = {}
+    for relpath, data in sorted(_read_members(source), key=lambda m: m[0]):
+        found = _split_and_class(relpath)
+        if found is None:
+            continue
+        if max_per_class is not None and taken.get(found, 0) >= max_per_class:
+            continue
+        taken[found] = taken.get(found, 0) + 1
+        images[found[0]].append(_decode(data))
+        labels[found[0]].append(found[1])
+    if not images["train"] or not images["test"]:
+        raise ValueError(f"data.path: '{source}' holds no train/<class>/ and test/<class>/ image folders")
+    classes = sorted(set(labels["train"]))
+    index = {c: i for i, c in enumerate(classes)}
+    out = {"classes": np.array(classes)}
+    for split in ("train", "test"):
+        out[f"{split}_x"] = np.stack(images[split]).transpose(0, 3, 1, 2)
+        out[f"{split}_y"] = np.array([index[c] for c in labels[split]], dtype=np.int64)
+    return out
+
+
+class ImageFolder(ArrayDataModule):
+    """Any class-per-folder image tree with train/ and test/ splits, or a .tar.gz of one.
+
+    Decoded once into a cached .npz (keyed by the source's path, size and mtime), then
+    loaded in well under a second. Example: ../shared/datasets/cifar10-jpeg.tar.gz.
+
+    Args:
+        path: folder or archive holding .../train/<class>/<img> and .../test/<class>/<img>.
+        max_per_class: keep at most this many images per class and split (small tests).
+        cache_dir: where the decoded arrays go (default $KD_LS_CACHE or ~/.cache/kd-ls).
+        augment: padded random crop + flip.
+        **kwargs: ArrayDataModule arguments.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        max_per_class: Optional[int] = None,
+        cache_dir: Optional[str] = None,
+        augment: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(augment=augment, **kwargs)
+        self.path, self.max_per_class = Path(path), max_per_class
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        if not self.path.exists():
+            raise FileNotFoundError(f"data.path: '{self.path}' does not exist")
+
+    def cache_file(self) -> Path:
+        """The .npz this source decodes to."""
+        stat = self.path.stat()
+        key = f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.max_per_class}"
+        return self.cache_dir / f"image_folder-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+    def load_arrays(self) -> ArraySplits:
+        """Load the cached arrays, decoding the source first if no cache exists."""
+        cache = self.cache_file()
+        if not cache.exists():
+            arrays = decode_image_folder(self.path, self.max_per_class)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
+            np.savez(tmp, **arrays)
+            os.replace(tmp, cache)  # atomic: a killed decode never leaves a half cache
+        with np.load(cache) as z:
+            t = {k: torch.from_numpy(z[k]) for k in ("train_x", "train_y", "test_x", "test_y")}
+            classes = [str(c) for c in z["classes"]]
+        return ArraySplits(t["train_x"], t["train_y"], t["test_x"], t["test_y"], classes)

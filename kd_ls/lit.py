@@ -1,0 +1,335 @@
+"""Lightning modules: a classifier trained with label smoothing (Teacher), and one that can
+distil from a frozen kd-ls checkpoint (Student).
+
+Both share ClassifierModule: the network from the registry, the optimizer and schedule,
+and the per-epoch metrics. Metrics are accumulated on the device and turned into numbers
+once per epoch, so no step waits on the host for logging.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Optional, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from kd_ls.evaluation import (
+    SplitOutputs,
+    calibration_after_scaling,
+    classification_metrics,
+    cluster_metrics,
+    collect_outputs,
+    smoothness_metrics,
+    teacher_agreement_metrics,
+)
+from kd_ls.losses import LabelSmoothingLoss, check_range, check_temperature, distillation_loss
+from kd_ls.models import create_model
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "multistep", "constant")
+
+
+def check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
+    """Raise a one-line ValueError unless value is one of `allowed`."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+class ClassifierModule(pl.LightningModule):
+    """A classifier trained with (optionally) label-smoothed cross-entropy.
+
+    Args:
+        net: model name in the kd_ls.models registry (e.g. conv1d, mlp, resnet56, tv:resnet18).
+        net_kwargs: extra arguments for the model builder (e.g. {"widths": [800, 800]}).
+        num_classes: number of classes (linked from the data module by the CLI).
+        input_shape: shape of one input (linked from the data module by the CLI).
+        alpha: label-smoothing amount in [0, 1); 0 is plain cross-entropy.
+        convention: label-smoothing convention: uniform, others, adaptive or online.
+        optimizer: sgd (with momentum) or adamw.
+        lr: peak learning rate.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum for SGD.
+        weight_decay: decoupled (AdamW) or L2 (SGD) weight decay.
+        schedule: cosine, multistep or constant learning-rate schedule, stepped per batch.
+        milestones: multistep milestones as fractions of the whole run.
+        gamma: multistep decay factor.
+        warmup_epochs: linear warm-up length in epochs (may be fractional).
+        report_temperatures: temperatures at which test metrics report the smoothness index.
+        measure_clusters: compute cluster-tightness metrics on the test split.
+    """
+
+    def __init__(
+        self,
+        net: str = "mlp",
+        net_kwargs: Optional[dict[str, Any]] = None,
+        num_classes: int = 10,
+        input_shape: Sequence[int] = (1, 40),
+        alpha: float = 0.0,
+        convention: str = "uniform",
+        optimizer: str = "sgd",
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 5e-4,
+        schedule: str = "cosine",
+        milestones: Sequence[float] = (0.5, 0.75),
+        gamma: float = 0.1,
+        warmup_epochs: float = 0.0,
+        report_temperatures: Sequence[float] = (1.0, 2.0, 4.0, 8.0),
+        measure_clusters: bool = True,
+    ) -> None:
+        super().__init__()
+        check_choice("model.optimizer", optimizer, OPTIMIZERS)
+        check_choice("model.schedule", schedule, SCHEDULES)
+        if lr <= 0:
+            raise ValueError(f"model.lr must be > 0, got {lr!r}")
+        self.net = create_model(net, num_classes, tuple(input_shape), **(net_kwargs or {}))
+        self.criterion = LabelSmoothingLoss(num_classes, alpha, convention)
+        self.num_classes = num_classes
+        self.outputs: dict[str, SplitOutputs] = {}
+        self._epoch: dict[str, list[tuple[Tensor, ...]]] = {}
+        self._loss_sum: Optional[Tensor] = None
+
+    # ---- forward and the training objective --------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits of the trained network."""
+        return self.net(x)
+
+    def objective(self, logits: Tensor, batch: tuple[Tensor, ...]) -> Tensor:
+        """The training loss for a batch; the Student overrides this to distil."""
+        return self.criterion(logits, batch[1])
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """One optimisation step's loss; epoch metrics are accumulated on the device."""
+        logits = self(batch[0])
+        loss = self.objective(logits, batch)
+        self._remember("train", logits.detach(), batch[1])
+        self._loss_sum = loss.detach() * batch[1].shape[0] + (0 if self._loss_sum is None else self._loss_sum)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Log train metrics; stop the run on a non-finite loss; advance online LS."""
+        n = sum(y.shape[0] for _, y in self._epoch.get("train", []))
+        loss = (self._loss_sum / max(n, 1)).item() if self._loss_sum is not None else float("nan")
+        self._loss_sum = None
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} in epoch {self.current_epoch}")
+        self._log_split("train", {"loss": loss, **classification_metrics(*self._gather("train"))})
+        self.criterion.end_epoch()
+
+    # ---- evaluation ---------------------------------------------------------------------------
+    def eval_step(self, batch: tuple[Tensor, ...], split: str) -> None:
+        """Keep logits, labels and penultimate features of an eval batch."""
+        features = self.net.forward_features(batch[0])
+        logits = self.net.get_classifier()(features)
+        self._remember(split, logits.float(), batch[1], features.float(), *self.extra_eval_outputs(batch))
+
+    def extra_eval_outputs(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """Further per-sample tensors an eval epoch needs (the Student adds teacher logits)."""
+        return ()
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        """Collect outputs for the val epoch."""
+        self.eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        """Collect outputs for the test epoch."""
+        self.eval_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        """Log val metrics (skipped in the sanity check so they never reach metrics.json)."""
+        self._finish_eval("val", log=not self.trainer.sanity_checking)
+
+    def on_test_epoch_end(self) -> None:
+        """Log test metrics, including the role-specific ones of `test_metrics`."""
+        self._finish_eval("test", log=True)
+
+    def _finish_eval(self, split: str, log: bool) -> None:
+        logits, labels, features, *extra = self._gather(split)
+        out = SplitOutputs(logits, labels, features)
+        self.outputs[split] = out
+        if not log:
+            return
+        values = {"loss": self.objective(logits, (None, labels, None, None, *extra)).item()}
+        values.update(classification_metrics(logits, labels))
+        if split == "test":
+            values.update(self.test_metrics(out, extra))
+        self._log_split(split, values)
+
+    def test_metrics(self, test: SplitOutputs, extra: list[Tensor]) -> dict[str, float]:
+        """Metrics only the test split reports: cluster tightness, and what subclasses add."""
+        return cluster_metrics(test) if self.hparams.get("measure_clusters", True) else {}
+
+    def val_outputs(self) -> SplitOutputs:
+        """The current network's outputs on the val split, computed afresh."""
+        dm = self.trainer.datamodule
+        return collect_outputs(self.net, dm.val_dataloader(), lambda b: dm.on_after_batch_transfer(
+            tuple(t.to(self.device) for t in b), 0))
+
+    # ---- per-epoch accumulation ------------------------------------------------------------------
+    def _remember(self, split: str, *tensors: Tensor) -> None:
+        self._epoch.setdefault(split, []).append(tensors)
+
+    def _gather(self, split: str) -> list[Tensor]:
+        parts = self._epoch.pop(split, [])
+        tensors = [torch.cat(column) for column in zip(*parts)]
+        if self.trainer is not None and self.trainer.world_size > 1:
+            tensors = [gather_ragged(self, t) for t in tensors]
+        return tensors
+
+    def _log_split(self, split: str, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.log(f"{split}/{name}", value, prog_bar=name == "acc" or (split == "train" and name == "loss"))
+
+    # ---- optimisation -------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The configured optimizer with a per-step schedule (warm-up, then cosine/multistep)."""
+        hp = self.hparams
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(self.net.parameters(), lr=hp.lr, momentum=hp.momentum,
+                                  nesterov=hp.nesterov and hp.momentum > 0, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.AdamW(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(hp.warmup_epochs * total / max(1, self.trainer.max_epochs or 1))
+        schedule = lr_factor_fn(hp.schedule, total, warmup, hp.milestones, hp.gamma)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def lr_factor_fn(schedule: str, total: int, warmup: int, milestones: Sequence[float], gamma: float):
+    """Multiplier of the peak learning rate at each step."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if schedule == "multistep":
+            return gamma ** sum(step >= m * total for m in milestones)
+        return 1.0
+
+    return factor
+
+
+def gather_ragged(module: pl.LightningModule, t: Tensor) -> Tensor:
+    """all_gather tensors whose first dimension differs by rank (padded, then trimmed)."""
+    n = torch.tensor([t.shape[0]], device=t.device)
+    sizes = module.all_gather(n).flatten().tolist()
+    padded = torch.zeros((max(sizes), *t.shape[1:]), dtype=t.dtype, device=t.device)
+    padded[: t.shape[0]] = t
+    gathered = module.all_gather(padded)
+    return torch.cat([gathered[r, : sizes[r]] for r in range(len(sizes))])
+
+
+class Teacher(ClassifierModule):
+    """A teacher: trains with the chosen label-smoothing convention and alpha (0 = plain CE).
+
+    Its test metrics add ECE after temperature scaling fitted on the val split, the fitted
+    temperature, and Müller's smoothness index at each of `report_temperatures`.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.save_hyperparameters()
+
+    def test_metrics(self, test: SplitOutputs, extra: list[Tensor]) -> dict[str, float]:
+        """Cluster tightness, calibration after temperature scaling, smoothness indices."""
+        values = super().test_metrics(test, extra)
+        values.update(calibration_after_scaling(test, self.val_outputs()))
+        values.update(smoothness_metrics(test, self.hparams.report_temperatures))
+        return values
+
+
+def load_teacher(path: str, num_classes: int) -> nn.Module:
+    """A frozen network from a kd-ls checkpoint, checked to predict `num_classes` classes."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model.teacher_ckpt: no checkpoint at '{path}'")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    hp = ckpt.get("hyper_parameters", {})
+    if "net" not in hp:
+        raise ValueError(f"model.teacher_ckpt: '{path}' is not a kd-ls checkpoint (no 'net' hyper-parameter)")
+    if hp["num_classes"] != num_classes:
+        raise ValueError(
+            f"model.teacher_ckpt: the teacher predicts {hp['num_classes']} classes "
+            f"but the student's data has {num_classes}"
+        )
+    # Building the teacher must not consume the global RNG: the student's initialisation
+    # and data order have to be the same whichever teacher it learns from (paired design).
+    with torch.random.fork_rng(devices=[]):
+        net = create_model(hp["net"], hp["num_classes"], tuple(hp["input_shape"]), **(hp.get("net_kwargs") or {}))
+    net.load_state_dict({k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+    net.requires_grad_(False)
+    return net.eval()
+
+
+class Student(ClassifierModule):
+    """A student: distils from a frozen kd-ls teacher checkpoint, or trains alone.
+
+    With `teacher_ckpt` it minimises (1-beta)*CE + beta*T^2*KL(teacher_T || student_T); without
+    one it trains on the labels with the inherited `alpha`/`convention` (the baselines: student
+    alone, student alone with LS).
+
+    Args:
+        teacher_ckpt: path to a kd-ls checkpoint (a Teacher's or Student's), or None.
+        temperature: distillation temperature T > 0.
+        beta: weight of the soft (distillation) term in [0, 1].
+        soften_student: soften the student by T as well (False: only the teacher, Müller's variant).
+        *args, **kwargs: ClassifierModule arguments.
+    """
+
+    def __init__(
+        self,
+        *args,
+        teacher_ckpt: Optional[str] = None,
+        temperature: float = 4.0,
+        beta: float = 0.9,
+        soften_student: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        check_temperature(temperature)
+        check_range("beta", beta, 0.0, 1.0, closed_high=True)
+        self.save_hyperparameters()
+        self.teacher = load_teacher(teacher_ckpt, self.num_classes) if teacher_ckpt else None
+        # The teacher's weights live in its own checkpoint; the student's file stays small.
+        self.strict_loading = False
+
+    def train(self, mode: bool = True) -> "Student":
+        """Switch the student's mode; the teacher always stays in eval mode."""
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    def teacher_logits(self, batch: tuple[Tensor, ...]) -> Tensor:
+        """The frozen teacher's logits for the batch's inputs."""
+        with torch.no_grad():
+            return self.teacher(batch[0]).float()
+
+    def objective(self, logits: Tensor, batch: tuple[Tensor, ...]) -> Tensor:
+        """Distillation loss with a teacher, the inherited LS loss without one."""
+        if self.teacher is None:
+            return super().objective(logits, batch)
+        teacher_logits = batch[4] if len(batch) > 4 else self.teacher_logits(batch)
+        hp = self.hparams
+        return distillation_loss(logits, teacher_logits, batch[1], hp.temperature, hp.beta, hp.soften_student)
+
+    def extra_eval_outputs(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """Teacher logits, for the eval loss and agreement metrics."""
+        return () if self.teacher is None else (self.teacher_logits(batch),)
+
+    def test_metrics(self, test: SplitOutputs, extra: list[Tensor]) -> dict[str, float]:
+        """Cluster tightness plus agreement and KL with the teacher."""
+        values = super().test_metrics(test, extra)
+        if extra:
+            values.update(teacher_agreement_metrics(test.logits, extra[0]))
+        return values
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Leave the teacher's weights out of the student's checkpoint."""
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("teacher.")}

@@ -1,0 +1,173 @@
+"""Label-smoothing cross-entropy in its four conventions, and the distillation loss.
+
+Every formula follows shared/docs/science.md §2-3. Targets are built explicitly (not via
+PyTorch's `label_smoothing=`) so that the tests can compare against PyTorch independently.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Convention = Literal["uniform", "others", "adaptive", "online"]
+CONVENTIONS: tuple[str, ...] = ("uniform", "others", "adaptive", "online")
+
+
+def check_range(name: str, value: float, low: float, high: float, *, closed_high: bool) -> None:
+    """Raise a one-line ValueError unless low <= value <= high (or < high when open)."""
+    above = value > high if closed_high else value >= high
+    if not (value >= low) or above:
+        bracket = "]" if closed_high else ")"
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}{bracket}, got {value!r}")
+
+
+def check_convention(convention: str) -> None:
+    """Raise a one-line ValueError unless `convention` is one of CONVENTIONS."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}; got {convention!r}")
+
+
+def check_temperature(temperature: float) -> None:
+    """Raise a one-line ValueError unless the temperature is positive."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+
+
+def smoothed_targets(
+    labels: Tensor, num_classes: int, alpha: float | Tensor, convention: str = "uniform"
+) -> Tensor:
+    """Target distributions (N, K) for the `uniform` or `others` convention.
+
+    `alpha` may be a per-sample tensor (N,), which is how `adaptive` reuses the `others` form.
+    """
+    onehot = F.one_hot(labels, num_classes).to(torch.float32)
+    alpha = torch.as_tensor(alpha, dtype=torch.float32, device=labels.device)
+    if alpha.ndim == 1:
+        alpha = alpha[:, None]
+    if convention == "uniform":
+        return (1 - alpha) * onehot + alpha / num_classes
+    if convention == "others":
+        return (1 - alpha) * onehot + alpha / (num_classes - 1) * (1 - onehot)
+    raise ValueError(f"convention must be 'uniform' or 'others' for fixed targets; got {convention!r}")
+
+
+def soft_cross_entropy(logits: Tensor, targets: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """Mean over unmasked rows of -sum_k targets_k * log_softmax(logits)_k."""
+    per_row = -(targets * F.log_softmax(logits.float(), dim=-1)).sum(-1)
+    if mask is None:
+        return per_row.mean()
+    # Masked rows add nothing; an all-masked batch gives 0, not NaN.
+    return (per_row * mask).sum() / mask.sum().clamp_min(1)
+
+
+def label_smoothing_cross_entropy(
+    logits: Tensor,
+    labels: Tensor,
+    alpha: float = 0.0,
+    convention: str = "uniform",
+    ignore_index: int = -100,
+) -> Tensor:
+    """Cross-entropy against label-smoothed targets (stateless conventions).
+
+    `uniform`: (1-alpha)*onehot + alpha/K. `others`: true class 1-alpha, others alpha/(K-1).
+    `adaptive`: the `others` form with eps_i = alpha * p_y(x_i) from the model's own softmax
+    (no gradient through eps), alpha playing fast-reid's beta. Rows whose label equals
+    `ignore_index` contribute nothing. `online` needs state: use LabelSmoothingLoss.
+    """
+    check_convention(convention)
+    check_range("alpha", alpha, 0.0, 1.0, closed_high=False)
+    if convention == "online":
+        raise ValueError("convention 'online' keeps per-epoch state; use LabelSmoothingLoss")
+    mask = labels != ignore_index
+    safe_labels = torch.where(mask, labels, torch.zeros_like(labels))
+    num_classes = logits.shape[-1]
+    if convention == "adaptive":
+        with torch.no_grad():
+            p_true = F.softmax(logits.float(), -1).gather(1, safe_labels[:, None]).squeeze(1)
+        targets = smoothed_targets(safe_labels, num_classes, alpha * p_true, "others")
+    else:
+        targets = smoothed_targets(safe_labels, num_classes, alpha, convention)
+    return soft_cross_entropy(logits, targets, mask.float())
+
+
+class LabelSmoothingLoss(nn.Module):
+    """Label-smoothing loss module for all four conventions.
+
+    `online` (Zhang et al. 2021): the soft target of class c is the mean softmax of the
+    correctly classified training samples of class c in the previous epoch (uniform 1/K
+    where none), mixed 50/50 with hard cross-entropy. Call `end_epoch()` after each training
+    epoch to swap in the statistics gathered during it.
+    """
+
+    def __init__(
+        self, num_classes: int, alpha: float = 0.0, convention: str = "uniform", ignore_index: int = -100
+    ) -> None:
+        super().__init__()
+        check_convention(convention)
+        check_range("alpha", alpha, 0.0, 1.0, closed_high=False)
+        self.num_classes, self.alpha, self.convention, self.ignore_index = (
+            num_classes, alpha, convention, ignore_index
+        )
+        if convention == "online":
+            self.register_buffer("soft_targets", torch.full((num_classes, num_classes), 1.0 / num_classes))
+            self.register_buffer("prob_sums", torch.zeros(num_classes, num_classes))
+            self.register_buffer("counts", torch.zeros(num_classes))
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Loss for a batch; in `online` mode also accumulates this epoch's statistics."""
+        if self.convention != "online":
+            return label_smoothing_cross_entropy(logits, labels, self.alpha, self.convention, self.ignore_index)
+        mask = labels != self.ignore_index
+        safe_labels = torch.where(mask, labels, torch.zeros_like(labels))
+        hard = F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_index)
+        soft = soft_cross_entropy(logits, self.soft_targets[safe_labels], mask.float())
+        if self.training:
+            self._accumulate(logits.detach(), safe_labels, mask)
+        return 0.5 * hard + 0.5 * soft
+
+    def _accumulate(self, logits: Tensor, labels: Tensor, mask: Tensor) -> None:
+        probs = F.softmax(logits.float(), -1)
+        correct = (probs.argmax(-1) == labels) & mask
+        self.prob_sums.index_add_(0, labels[correct], probs[correct])
+        self.counts.index_add_(0, labels[correct], torch.ones_like(labels[correct], dtype=torch.float32))
+
+    def end_epoch(self) -> None:
+        """Make this epoch's class-mean softmax the next epoch's soft targets (online only)."""
+        if self.convention != "online":
+            return
+        seen = self.counts > 0
+        self.soft_targets[seen] = self.prob_sums[seen] / self.counts[seen, None]
+        self.soft_targets[~seen] = 1.0 / self.num_classes
+        self.prob_sums.zero_()
+        self.counts.zero_()
+
+
+def distillation_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor,
+    temperature: float = 4.0,
+    beta: float = 0.9,
+    soften_student: bool = True,
+    ignore_index: int = -100,
+) -> Tensor:
+    """Hinton et al.'s loss: (1-beta)*CE(y, s) + beta*T^2*KL(softmax(t/T) || softmax(s/T)).
+
+    KL uses `batchmean`. With `soften_student=False` only the teacher is softened (student
+    temperature 1, Müller's variant); the T^2 factor then is dropped, because it exists to
+    undo the 1/T^2 that softening the student puts on the gradients.
+    """
+    check_temperature(temperature)
+    check_range("beta", beta, 0.0, 1.0, closed_high=True)
+    student_temperature = temperature if soften_student else 1.0
+    teacher_probs = F.softmax(teacher_logits.float() / temperature, dim=-1)
+    student_log_probs = F.log_softmax(student_logits.float() / student_temperature, dim=-1)
+    kl = F.kl_div(student_log_probs, teacher_probs, reduction="batchmean")
+    soft = kl * (temperature**2 if soften_student else 1.0)
+    if beta == 1.0:
+        return soft
+    hard = F.cross_entropy(student_logits.float(), labels, ignore_index=ignore_index)
+    return (1 - beta) * hard + beta * soft

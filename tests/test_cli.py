@@ -1,0 +1,105 @@
+"""The Lightning CLI end to end on real MNIST-1D: teacher, student, reproducibility, errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from conftest import STUDENT_CONFIG, TEACHER_CONFIG, TINY, fit
+from kd_ls.lit import Student
+
+
+def test_teacher_run_folder_holds_config_checkpoint_and_metrics(tiny_teacher):
+    metrics = json.loads((tiny_teacher / "metrics.json").read_text())
+    for key in ("train/acc", "val/acc", "val/nll", "val/ece", "test/acc", "test/nll", "test/ece",
+                "test/ece_ts", "test/ts_temperature", "test/smoothness_T4", "test/r2", "test/nc1"):
+        assert key in metrics, key
+    assert metrics["test/acc"] > 0.5  # 4 epochs on 1,600 samples: well above chance (0.1)
+    config = yaml.safe_load((tiny_teacher / "config.yaml").read_text())
+    assert config["model"]["class_path"] == "kd_ls.lit.Teacher"
+    assert config["trainer"]["max_epochs"] == 4
+    assert (tiny_teacher / "checkpoints" / "last.ckpt").is_file()
+    assert (tiny_teacher / "metrics.csv").is_file()
+
+
+def test_student_distils_from_teacher_checkpoint(tiny_teacher, tmp_path):
+    ckpt = tiny_teacher / "checkpoints" / "last.ckpt"
+    metrics = fit(STUDENT_CONFIG, tmp_path, "--model.init_args.teacher_ckpt", str(ckpt))
+    assert 0.0 <= metrics["test/agreement"] <= 1.0 and metrics["test/kl_teacher"] >= 0
+    assert metrics["test/acc"] > 0.2
+    # the student's checkpoint leaves the teacher's weights out
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    assert state and not any(k.startswith("teacher.") for k in state)
+
+
+def test_student_alone_is_the_baseline(tmp_path):
+    metrics = fit(STUDENT_CONFIG, tmp_path, "--model.init_args.teacher_ckpt", "null", "--model.init_args.alpha", "0.1")
+    assert "test/agreement" not in metrics and metrics["test/acc"] > 0.2
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    first = fit(TEACHER_CONFIG, tmp_path / "a", "--trainer.max_epochs", "2")
+    second = fit(TEACHER_CONFIG, tmp_path / "b", "--trainer.max_epochs", "2")
+    assert first == second
+    third = fit(TEACHER_CONFIG, tmp_path / "c", "--trainer.max_epochs", "2", "--seed_everything", "1")
+    assert third != first
+
+
+def test_frozen_teacher_and_paired_initialisation(tiny_teacher):
+    ckpt = str(tiny_teacher / "checkpoints" / "last.ckpt")
+    torch.manual_seed(5)
+    with_teacher = Student(net="mlp", net_kwargs={"widths": [32]}, input_shape=(1, 40), teacher_ckpt=ckpt)
+    torch.manual_seed(5)
+    alone = Student(net="mlp", net_kwargs={"widths": [32]}, input_shape=(1, 40))
+    # same seed, same student weights, whether or not a teacher was loaded
+    for a, b in zip(with_teacher.net.parameters(), alone.net.parameters()):
+        assert torch.equal(a, b)
+    with_teacher.train()
+    assert not with_teacher.teacher.training
+    assert not any(p.requires_grad for p in with_teacher.teacher.parameters())
+
+
+def test_missing_checkpoint_and_class_mismatch_errors(tiny_teacher, tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.teacher_ckpt: no checkpoint at"):
+        Student(net="mlp", input_shape=(1, 40), teacher_ckpt=str(tmp_path / "missing.ckpt"))
+    ckpt = str(tiny_teacher / "checkpoints" / "last.ckpt")
+    with pytest.raises(ValueError, match="model.teacher_ckpt: the teacher predicts 10 classes but the student's data has 100"):
+        Student(net="mlp", input_shape=(1, 40), num_classes=100, teacher_ckpt=ckpt)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["--model.init_args.alpha", "1.5"], r"kd-ls: error: alpha must be in [0, 1), got 1.5"),
+        (["--model.init_args.convention", "smooth"], "kd-ls: error: convention must be one of uniform, others, adaptive, online"),
+        (["--model.init_args.net", "resnet9000"], "kd-ls: error: model name 'resnet9000' is unknown; choose one of:"),
+        (["--model.init_args.optimizer", "lion"], "kd-ls: error: model.optimizer must be one of sgd, adamw"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, override, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "kd_ls.cli", "fit", "--config", str(TEACHER_CONFIG),
+         "--trainer.default_root_dir", str(tmp_path), *TINY, *override],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(message), proc.stderr[-2000:]
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_wandb_offline_run_holds_config_and_summary(tmp_path):
+    fit(TEACHER_CONFIG, tmp_path, "--trainer.logger", "WandbLogger", "--trainer.logger.offline", "true",
+        "--trainer.logger.project", "kd-ls-test", "--trainer.max_epochs", "1")
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    files = runs[0] / "files"
+    assert yaml.safe_load((files / "config.yaml").read_text())["model"]["class_path"] == "kd_ls.lit.Teacher"
+    assert "test/acc" in json.loads((files / "metrics.json").read_text())
+    # W&B's own record of the run (its offline transaction log) carries config and summary keys
+    log = next(runs[0].glob("run-*.wandb")).read_bytes()
+    for key in (b"model.init_args.alpha", b"data.class_path", b"test/acc", b"val/acc"):
+        assert key in log, key
