@@ -7,19 +7,21 @@ final val and test metrics.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from kd_ls.data import ArrayDataModule
 from kd_ls.io import atomic_write_json
 from kd_ls.lit import ClassifierModule
+from kd_ls.tracking import close_wandb_runs
 
 CSV_LOGGER = "pytorch_lightning.loggers.CSVLogger"
 RICH_BAR = "pytorch_lightning.callbacks.RichProgressBar"
@@ -113,18 +115,7 @@ class KDLightningCLI(LightningCLI):
         values = self.collect_metrics()
         if self.trainer.is_global_zero:
             atomic_write_json(os.path.join(self.run_dir, "metrics.json"), values)
-        finish_wandb_runs(self.trainer, self.run_dir)
-
-
-def finish_wandb_runs(trainer: Trainer, run_dir: str) -> None:
-    """Attach the run folder's config.yaml and metrics.json to each W&B run, then close it, so
-    an in-process caller (a study) starts the next run afresh."""
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            for name in ("config.yaml", "metrics.json"):
-                if os.path.exists(os.path.join(run_dir, name)):
-                    logger.experiment.save(os.path.join(run_dir, name), base_path=run_dir, policy="now")
-            logger.experiment.finish()
+        close_wandb_runs(self.trainer, self.run_dir)
 
 
 def _as_list(value: Any) -> list:
@@ -133,15 +124,59 @@ def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, list) else [value]
 
 
-def run_lightning(args: Sequence[str]) -> KDLightningCLI:
-    """Run a Lightning subcommand (fit, validate, test, ...) in this process."""
-    return KDLightningCLI(args=list(args))
+def study_command(argv: Sequence[str]) -> None:
+    """kd-ls study [--config FILE] [--jobs N] [--output DIR]: run a whole study, print its verdict."""
+    from kd_ls.study import load_study, run_study
+    from kd_ls.study.verdict import render_markdown
+
+    parser = argparse.ArgumentParser(prog="kd-ls study", description=study_command.__doc__)
+    parser.add_argument("--config", help="study file (YAML); default: the embedded MNIST-1D study")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (one GPU each when present)")
+    parser.add_argument("--output", help="study folder (overrides the file's `output`)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    study = load_study(args.config)
+    if args.output:
+        study.output = args.output
+    verdict = run_study(study, jobs=args.jobs, progress=not args.no_progress)
+    print(render_markdown(verdict))
+    print(f"Study folder: {study.output} (results.csv, verdict.md, verdict.json, plots/)")
+
+
+def report_command(argv: Sequence[str]) -> None:
+    """kd-ls report STUDY_DIR: rebuild results.csv, verdict and plots from stored runs."""
+    from kd_ls.study.report import write_report
+    from kd_ls.study.verdict import render_markdown
+
+    parser = argparse.ArgumentParser(prog="kd-ls report", description=report_command.__doc__)
+    parser.add_argument("study_dir")
+    study_dir = Path(parser.parse_args(argv).study_dir)
+    if not (study_dir / "study.json").is_file():
+        raise FileNotFoundError(f"STUDY_DIR: '{study_dir}' holds no study.json (not a kd-ls study folder)")
+    print(render_markdown(write_report(study_dir)))
+
+
+def compare_command(argv: Sequence[str]) -> None:
+    """kd-ls compare [STUDY_DIR ...] [--wandb ENTITY/PROJECT [--group NAME]]: one comparison
+    table from local study folders or from a W&B project."""
+    from kd_ls.compare import compare_main
+
+    compare_main(argv)
+
+
+COMMANDS = {"study": study_command, "report": report_command, "compare": compare_command}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Entry point of the `kd-ls` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        KDLightningCLI(args=argv)
+        if args and args[0] in COMMANDS:
+            COMMANDS[args[0]](args[1:])
+        else:
+            KDLightningCLI(args=argv)
     except USER_ERRORS as err:
         if os.environ.get("KD_LS_DEBUG"):
             raise

@@ -44,3 +44,21 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def atomic_save_tensor(path: str | os.PathLike, tensor: Any) -> None:
+    """torch.save to a temporary file beside `path`, then rename over it."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(tensor, tmp)
+    os.replace(tmp, path)
+
+
+def tensor_fingerprint(tensor: Any, *extra: Any) -> str:
+    """Short SHA-256 of a tensor's bytes (and a few extra values), naming caches derived from it."""
+    digest = hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(repr(extra).encode())
+    return digest.hexdigest()[:16]

@@ -98,27 +98,41 @@ class ClassifierModule(pl.LightningModule):
         """Logits of the trained network."""
         return self.net(x)
 
-    def objective(self, logits: Tensor, batch: tuple[Tensor, ...]) -> Tensor:
-        """The training loss for a batch; the Student overrides this to distil."""
-        return self.criterion(logits, batch[1])
+    def objective(self, logits: Tensor, labels: Tensor, teacher_logits: Optional[Tensor] = None) -> Tensor:
+        """The training loss; the Student overrides this to distil from `teacher_logits`."""
+        return self.criterion(logits, labels)
+
+    def train_teacher_logits(self, batch: tuple[Tensor, ...]) -> Optional[Tensor]:
+        """Teacher logits for a training batch (None: no teacher)."""
+        return None
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         """One optimisation step's loss; epoch metrics are accumulated on the device."""
         logits = self(batch[0])
-        loss = self.objective(logits, batch)
+        loss = self.objective(logits, batch[1], self.train_teacher_logits(batch))
         self._remember("train", logits.detach(), batch[1])
         self._loss_sum = loss.detach() * batch[1].shape[0] + (0 if self._loss_sum is None else self._loss_sum)
         return loss
 
     def on_train_epoch_end(self) -> None:
         """Log train metrics; stop the run on a non-finite loss; advance online LS."""
+        self.raise_if_diverged()
         n = sum(y.shape[0] for _, y in self._epoch.get("train", []))
         loss = (self._loss_sum / max(n, 1)).item() if self._loss_sum is not None else float("nan")
         self._loss_sum = None
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss} in epoch {self.current_epoch}")
         self._log_split("train", {"loss": loss, **classification_metrics(*self._gather("train"))})
         self.criterion.end_epoch()
+
+    def raise_if_diverged(self) -> None:
+        """Stop the run with a FloatingPointError if this epoch's training loss is NaN/Inf.
+
+        Checked once per epoch (one host sync), before validation and at the epoch's end."""
+        if self._loss_sum is not None and not torch.isfinite(self._loss_sum).item():
+            raise FloatingPointError(f"training loss became {self._loss_sum.item()} in epoch {self.current_epoch}")
+
+    def on_validation_epoch_start(self) -> None:
+        """Lightning validates before on_train_epoch_end: catch divergence before that."""
+        self.raise_if_diverged()
 
     # ---- evaluation ---------------------------------------------------------------------------
     def eval_step(self, batch: tuple[Tensor, ...], split: str) -> None:
@@ -153,7 +167,7 @@ class ClassifierModule(pl.LightningModule):
         self.outputs[split] = out
         if not log:
             return
-        values = {"loss": self.objective(logits, (None, labels, None, None, *extra)).item()}
+        values = {"loss": self.objective(logits, labels, *extra[:1]).item()}
         values.update(classification_metrics(logits, labels))
         if split == "test":
             values.update(self.test_metrics(out, extra))
@@ -279,6 +293,9 @@ class Student(ClassifierModule):
         temperature: distillation temperature T > 0.
         beta: weight of the soft (distillation) term in [0, 1].
         soften_student: soften the student by T as well (False: only the teacher, Müller's variant).
+        teacher_cache: compute the teacher's logits for every training sample and every
+            augmentation view once (shared by all students of that teacher through a file in
+            its run folder) and look them up instead of running the teacher each step.
         *args, **kwargs: ClassifierModule arguments.
     """
 
@@ -289,6 +306,7 @@ class Student(ClassifierModule):
         temperature: float = 4.0,
         beta: float = 0.9,
         soften_student: bool = True,
+        teacher_cache: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -296,6 +314,7 @@ class Student(ClassifierModule):
         check_range("beta", beta, 0.0, 1.0, closed_high=True)
         self.save_hyperparameters()
         self.teacher = load_teacher(teacher_ckpt, self.num_classes) if teacher_ckpt else None
+        self.logit_cache: Optional[Tensor] = None
         # The teacher's weights live in its own checkpoint; the student's file stays small.
         self.strict_loading = False
 
@@ -311,13 +330,25 @@ class Student(ClassifierModule):
         with torch.no_grad():
             return self.teacher(batch[0]).float()
 
-    def objective(self, logits: Tensor, batch: tuple[Tensor, ...]) -> Tensor:
-        """Distillation loss with a teacher, the inherited LS loss without one."""
+    def train_teacher_logits(self, batch: tuple[Tensor, ...]) -> Optional[Tensor]:
+        """Cached logits of each sample's view when the cache is on, else the teacher's output."""
         if self.teacher is None:
-            return super().objective(logits, batch)
-        teacher_logits = batch[4] if len(batch) > 4 else self.teacher_logits(batch)
+            return None
+        if self.logit_cache is not None:
+            return self.logit_cache[batch[2], batch[3]]
+        return self.teacher_logits(batch)
+
+    def on_fit_start(self) -> None:
+        """Load or build the teacher-logit cache when asked for."""
+        if self.teacher is not None and self.hparams.teacher_cache:
+            self.logit_cache = teacher_logit_cache(self.teacher, self.trainer.datamodule, self.hparams.teacher_ckpt)
+
+    def objective(self, logits: Tensor, labels: Tensor, teacher_logits: Optional[Tensor] = None) -> Tensor:
+        """Distillation loss with a teacher, the inherited LS loss without one."""
+        if teacher_logits is None:
+            return super().objective(logits, labels)
         hp = self.hparams
-        return distillation_loss(logits, teacher_logits, batch[1], hp.temperature, hp.beta, hp.soften_student)
+        return distillation_loss(logits, teacher_logits, labels, hp.temperature, hp.beta, hp.soften_student)
 
     def extra_eval_outputs(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """Teacher logits, for the eval loss and agreement metrics."""
@@ -333,3 +364,33 @@ class Student(ClassifierModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Leave the teacher's weights out of the student's checkpoint."""
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("teacher.")}
+
+
+@torch.no_grad()
+def compute_logit_cache(teacher: nn.Module, dm: Any) -> Tensor:
+    """Teacher logits (N_train, V, K) for every training sample under each of the V views."""
+    x, _ = dm.splits["train"]
+    device = next(teacher.parameters()).device
+    views = []
+    for view in range(dm.num_views):
+        chunks = [teacher(dm.view_inputs(x[i : i + dm.eval_batch_size].to(device), view)).float()
+                  for i in range(0, x.shape[0], dm.eval_batch_size)]
+        views.append(torch.cat(chunks))
+    return torch.stack(views, dim=1)
+
+
+def teacher_logit_cache(teacher: nn.Module, dm: Any, teacher_ckpt: str) -> Tensor:
+    """The cache for this teacher and training split, shared through the teacher's run folder."""
+    from kd_ls.io import atomic_save_tensor, tensor_fingerprint
+
+    key = tensor_fingerprint(dm.splits["train"][0], dm.num_views, os.path.getsize(teacher_ckpt))
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(teacher_ckpt))), "logit_cache", f"{key}.pt")
+    device = next(teacher.parameters()).device
+    if os.path.exists(path):
+        try:
+            return torch.load(path, map_location=device)
+        except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt, never trusted
+            pass
+    cache = compute_logit_cache(teacher, dm)
+    atomic_save_tensor(path, cache)
+    return cache

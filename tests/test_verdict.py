@@ -25,10 +25,10 @@ def student(seed, alpha, temperature, test_acc, val_acc=0.5, status="done"):
             "temperature": temperature, "test_acc": test_acc, "val_acc": val_acc}
 
 
-def teacher(seed, alpha, test_acc, ece, ece_ts, ts_temperature, **extra):
+def teacher(seed, alpha, test_acc, ece, ece_ts, test_ts_temperature, **extra):
     """A teacher row; ``extra`` carries optional tightness columns."""
     return {"role": "teacher", "status": "done", "seed": seed, "alpha": alpha, "temperature": "",
-            "test_acc": test_acc, "test_ece": ece, "test_ece_ts": ece_ts, "ts_temperature": ts_temperature,
+            "test_acc": test_acc, "test_ece": ece, "test_ece_ts": ece_ts, "test_ts_temperature": test_ts_temperature,
             **extra}
 
 
@@ -184,7 +184,7 @@ def test_teachers_and_cells():
     verdict = build_verdict(STUDY)
     by_alpha = {t["alpha"]: t for t in verdict["teachers"]}
     assert by_alpha[0.1]["test_acc"]["mean"] == pytest.approx(0.945)
-    assert by_alpha[0.0]["ts_temperature"]["mean"] == pytest.approx(1.55)
+    assert by_alpha[0.0]["test_ts_temperature"]["mean"] == pytest.approx(1.55)
     assert by_alpha[0.0]["n"] == 2
     baselines = {b["alpha"]: b["test_acc"]["mean"] for b in verdict["cells"]["baselines"]}
     assert baselines == pytest.approx({0.0: 0.79, 0.1: 0.79666666})

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from kd_ls.data.augment import num_views, random_crop_flip
+from kd_ls.data.augment import crop_flip_views, num_views, random_crop_flip, views_from_id
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]  # inputs, labels, sample indices, view ids
 
@@ -204,6 +204,13 @@ class ArrayDataModule(pl.LightningDataModule):
         if self.augment and self.trainer is not None and self.trainer.training:
             x, view = random_crop_flip(x, self.augment_pad, generator=self.augment_generator)
         return self.normalize(x), y, idx, view
+
+    def view_inputs(self, x: Tensor, view: int) -> Tensor:
+        """Raw training inputs as the model sees them under one augmentation view (normalised)."""
+        if self.augment:
+            ids = torch.full((x.shape[0],), view, device=x.device)
+            x = crop_flip_views(x, *views_from_id(ids, self.augment_pad), self.augment_pad)
+        return self.normalize(x)
 
     def normalize(self, x: Tensor) -> Tensor:
         """Float inputs standardised with the train split's per-channel mean and std."""

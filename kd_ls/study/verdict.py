@@ -17,7 +17,7 @@ PLAIN_ALPHA = 0.0
 MUELLER_LS_TEMPERATURE = 1.0
 SELECTION_METRIC = "val_acc"
 PRIMARY_METRIC = "test_acc"
-TEACHER_METRICS = ("test_acc", "test_ece", "test_ece_ts", "ts_temperature")
+TEACHER_METRICS = ("test_acc", "test_ece", "test_ece_ts", "test_ts_temperature")
 ROLES = ("teacher", "student", "baseline")
 _DIFFERENCE_HEADER = ["mean diff (pp)", "95% CI (pp)", "n", "verdict"]
 _TEXT_COLUMNS = ("role", "status")
@@ -439,7 +439,7 @@ def _teachers_markdown(teachers: list[Mapping[str, Any]]) -> list[str]:
               "ECE after TS (%)", "95% CI", "TS T*", "95% CI"]
     body = [
         [f"{t['alpha']:g}", str(t["n"]), *_interval_cells(t["test_acc"]), *_interval_cells(t["test_ece"]),
-         *_interval_cells(t["test_ece_ts"]), *_interval_cells(t["ts_temperature"], percent=False)]
+         *_interval_cells(t["test_ece_ts"]), *_interval_cells(t["test_ts_temperature"], percent=False)]
         for t in teachers
     ]
     return ["## Teachers", "", *_table(header, body), ""]

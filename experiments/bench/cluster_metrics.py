@@ -1,0 +1,155 @@
+"""Benchmark kd_ls.metrics cluster metrics against scikit-learn on blob-like features.
+
+For every N in --sizes, d in --dims, dtype in --dtypes and device in --devices (CUDA only when
+present), times each cluster metric on 10-class Gaussian blobs, and its scikit-learn counterpart
+(silhouette_score, davies_bouldin_score, calinski_harabasz_score) on the same data as a float
+NumPy array on the CPU. Prints a JSON list of records
+{metric, n, d, device, dtype, threads, seconds, sklearn_seconds, speedup, value, sklearn_value};
+sklearn fields are null where there is no counterpart or N > --max-sklearn-n.
+
+Each of our timings follows one untimed warm-up run (CUDA context, kernels, allocator) and is the
+minimum over --repeat runs, bracketed by torch.cuda.synchronize on the GPU. scikit-learn needs no
+warm-up and is timed once per (metric, N, d, dtype), since it is slow at large N (silhouette is
+O(N^2 d)). This is a benchmark, not a test.
+
+    python experiments/bench/cluster_metrics.py --sizes 2000 --dims 64,512 --devices cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Callable
+
+import torch
+from sklearn import metrics as skm
+
+from kd_ls import metrics as M
+
+N_CLASSES = 10
+
+OURS: dict[str, Callable[..., torch.Tensor]] = {
+    "silhouette_score": M.silhouette_score,
+    "davies_bouldin_score": M.davies_bouldin_score,
+    "calinski_harabasz_score": M.calinski_harabasz_score,
+    "class_separation_r2": M.class_separation_r2,
+    "nc1": M.nc1,
+    "variance_ratio": M.variance_ratio,
+    "cdnv": M.cdnv,
+}
+SKLEARN: dict[str, Callable[..., float]] = {
+    "silhouette_score": skm.silhouette_score,
+    "davies_bouldin_score": skm.davies_bouldin_score,
+    "calinski_harabasz_score": skm.calinski_harabasz_score,
+}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
+def _str_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def blobs(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """10 Gaussian classes with unit noise around centres spread wide enough to overlap a little."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, N_CLASSES, (n,), generator=g)
+    centres = 4.0 * torch.randn(N_CLASSES, d, generator=g) / d**0.25
+    return centres[labels] + torch.randn(n, d, generator=g), labels
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ours(metric: Callable[[], torch.Tensor], device: torch.device, repeat: int) -> tuple[float, float]:
+    """(minimum seconds over `repeat` timed runs after one warm-up, value)."""
+    value = float(metric())
+    best = float("inf")
+    for _ in range(repeat):
+        _sync(device)
+        start = time.perf_counter()
+        metric()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=_int_list, default=_int_list("2000,10000,50000"), help="comma-separated N")
+    parser.add_argument("--dims", type=_int_list, default=_int_list("64,512,2048"), help="comma-separated d")
+    parser.add_argument("--devices", type=_str_list, default=_str_list("cpu,cuda"),
+                        help="comma-separated devices; cuda is skipped when unavailable")
+    parser.add_argument("--dtypes", type=_str_list, default=["float32"], help="float32 and/or float64")
+    parser.add_argument("--metrics", type=_str_list, default=list(OURS), help="subset of: " + ",".join(OURS))
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per measurement (minimum is kept)")
+    parser.add_argument("--max-sklearn-n", type=int, default=None,
+                        help="skip scikit-learn above this N (recorded as null)")
+    parser.add_argument("--chunk-size", type=int, default=None, help="silhouette row block (default: library's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    unknown = sorted(set(args.metrics) - set(OURS)) + sorted(set(args.dtypes) - set(DTYPES))
+    if unknown:
+        parser.error(f"unknown metric or dtype: {', '.join(unknown)}")
+    devices = []
+    for name in args.devices:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            print(f"skipping device {name}: CUDA is not available", file=sys.stderr)
+            continue
+        devices.append(torch.device(name))
+
+    records = []
+    for n in args.sizes:
+        for d in args.dims:
+            features, labels = blobs(n, d, args.seed)
+            for dtype_name in args.dtypes:
+                host = features.to(DTYPES[dtype_name])
+                sklearn_cache: dict[str, tuple[float | None, float | None]] = {}
+                for device in devices:
+                    h, y = host.to(device), labels.to(device)
+                    for name in args.metrics:
+                        chunked = name == "silhouette_score" and args.chunk_size
+                        kwargs = {"chunk_size": args.chunk_size} if chunked else {}
+                        print(f"{name} n={n} d={d} {dtype_name} {device}", file=sys.stderr)
+                        seconds, value = time_ours(lambda: OURS[name](h, y, **kwargs), device, args.repeat)
+                        if name not in sklearn_cache:
+                            skip = name not in SKLEARN or (args.max_sklearn_n is not None and n > args.max_sklearn_n)
+                            if skip:
+                                sklearn_cache[name] = (None, None)
+                            else:
+                                x, labels_np = host.numpy(), labels.numpy()
+                                start = time.perf_counter()
+                                reference = float(SKLEARN[name](x, labels_np))
+                                sklearn_cache[name] = (time.perf_counter() - start, reference)
+                        sklearn_seconds, sklearn_value = sklearn_cache[name]
+                        records.append({
+                            "metric": name,
+                            "n": n,
+                            "d": d,
+                            "device": str(device),
+                            "dtype": dtype_name,
+                            "threads": torch.get_num_threads(),
+                            "seconds": seconds,
+                            "sklearn_seconds": sklearn_seconds,
+                            "speedup": None if sklearn_seconds is None else sklearn_seconds / seconds,
+                            "value": value,
+                            "sklearn_value": sklearn_value,
+                        })
+    json.dump(records, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,237 @@
+"""The study file: what to train, validated on load with one-line errors naming the field.
+
+A study is: one dataset; a teacher recipe trained at each smoothing value in `alphas`; a
+student recipe distilled from each teacher at each temperature in `temperatures`; baseline
+students trained alone (plain and with LS); all of it for every seed in `seeds`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from kd_ls.data import DATASETS
+from kd_ls.losses import CONVENTIONS
+from kd_ls.lit import OPTIMIZERS, SCHEDULES
+from kd_ls.models import create_model
+
+LOGGERS = ("csv", "wandb")
+
+
+class StudyError(ValueError):
+    """A malformed study file; the message is one line naming the field."""
+
+
+@dataclass
+class Recipe:
+    """How one network is trained: its model and optimisation settings."""
+
+    model: str = "mlp"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    lr: float = 0.003
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 0.05
+    schedule: str = "cosine"
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+
+
+@dataclass
+class Dataset:
+    """The dataset: a registry name and its data-module arguments."""
+
+    name: str = "mnist1d"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Baselines:
+    """Students trained alone: without LS (`alone`) and with LS at `ls_alpha` (0 = skip)."""
+
+    alone: bool = True
+    ls_alpha: float = 0.1
+
+
+@dataclass
+class WandbSettings:
+    """Where W&B runs go when `logger: wandb`."""
+
+    project: str = "kd-ls"
+    entity: Optional[str] = None
+    offline: bool = False
+
+
+@dataclass
+class Study:
+    """A whole teacher/student grid."""
+
+    name: str = "study"
+    dataset: Dataset = field(default_factory=Dataset)
+    teacher: Recipe = field(default_factory=Recipe)
+    student: Recipe = field(default_factory=Recipe)
+    alphas: list[float] = field(default_factory=lambda: [0.0, 0.1])
+    convention: str = "uniform"
+    temperatures: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    beta: float = 1.0
+    soften_student: bool = True
+    baselines: Baselines = field(default_factory=Baselines)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    output: str = "runs/study"
+    logger: str = "csv"
+    wandb: WandbSettings = field(default_factory=WandbSettings)
+    trainer: dict[str, Any] = field(default_factory=dict)
+    teacher_cache: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (what study.json stores)."""
+        return dataclasses.asdict(self)
+
+
+# ---- parsing ---------------------------------------------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}s"
+    if origin is dict:
+        return "a mapping"
+    if origin is Union:
+        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None)) + " or null"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, tp.__name__)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp` (ints accepted as floats), building dataclasses."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise StudyError(f"{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, where)
+    if origin is Union:
+        if value is None and type(None) in get_args(tp):
+            return None
+        return _coerce(value, next(a for a in get_args(tp) if a is not type(None)), where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise StudyError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return [_coerce(v, get_args(tp)[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise StudyError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise StudyError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in hints:
+            raise StudyError(f"{where}.{key}: unknown key; allowed: {', '.join(names)}")
+    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise StudyError(message)
+
+
+def _check_recipe(r: Recipe, where: str, input_shape: Optional[tuple[int, ...]] = None) -> None:
+    _require(r.epochs >= 1, f"{where}.epochs: must be >= 1, got {r.epochs}")
+    _require(r.batch_size >= 1, f"{where}.batch_size: must be >= 1, got {r.batch_size}")
+    _require(r.lr > 0, f"{where}.lr: must be > 0, got {r.lr}")
+    _require(r.optimizer in OPTIMIZERS, f"{where}.optimizer: must be one of {', '.join(OPTIMIZERS)}; got {r.optimizer!r}")
+    _require(r.schedule in SCHEDULES, f"{where}.schedule: must be one of {', '.join(SCHEDULES)}; got {r.schedule!r}")
+    try:  # builds the network once on a dummy shape: an unknown name fails here, not hours later
+        create_model(r.model, 10, input_shape or (3, 32, 32), **r.model_kwargs)
+    except (ValueError, TypeError) as err:
+        raise StudyError(f"{where}.model: {err}") from None
+
+
+def validate(study: Study) -> Study:
+    """Check ranges and names across the whole study; return it unchanged."""
+    _require(bool(study.name.strip()), "study.name: must not be empty")
+    _require(study.dataset.name in DATASETS,
+             f"study.dataset.name: {study.dataset.name!r} is unknown; choose one of: {', '.join(DATASETS)}")
+    shape = {"mnist1d": (1, 40), "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28)}.get(study.dataset.name)
+    _check_recipe(study.teacher, "study.teacher", shape)
+    _check_recipe(study.student, "study.student", shape)
+    _require(len(study.alphas) > 0, "study.alphas: must list at least one value")
+    for i, a in enumerate(study.alphas):
+        _require(0.0 <= a < 1.0, f"study.alphas[{i}]: must be in [0, 1), got {a}")
+    _require(len(set(study.alphas)) == len(study.alphas), f"study.alphas: values must be distinct, got {study.alphas}")
+    _require(study.convention in CONVENTIONS,
+             f"study.convention: must be one of {', '.join(CONVENTIONS)}; got {study.convention!r}")
+    _require(len(study.temperatures) > 0, "study.temperatures: must list at least one value")
+    for i, t in enumerate(study.temperatures):
+        _require(t > 0, f"study.temperatures[{i}]: must be > 0, got {t}")
+    _require(0.0 <= study.beta <= 1.0, f"study.beta: must be in [0, 1], got {study.beta}")
+    _require(0.0 <= study.baselines.ls_alpha < 1.0,
+             f"study.baselines.ls_alpha: must be in [0, 1), got {study.baselines.ls_alpha}")
+    _require(len(study.seeds) > 0, "study.seeds: must list at least one seed")
+    _require(len(set(study.seeds)) == len(study.seeds), f"study.seeds: seeds must be distinct, got {study.seeds}")
+    _require(study.logger in LOGGERS, f"study.logger: must be one of {', '.join(LOGGERS)}; got {study.logger!r}")
+    return study
+
+
+def parse_study(raw: Any) -> Study:
+    """Build and validate a Study from a mapping (a loaded YAML document)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise StudyError(f"study: expected a mapping at the top of the file, got {type(raw).__name__}")
+    return validate(_build(Study, raw, "study"))
+
+
+def load_study(path: Optional[str | Path] = None) -> Study:
+    """Load a study file; without a path, the embedded default study."""
+    if path is None:
+        return default_study()
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"study file: '{path}' does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise StudyError(f"study file: '{path}' is not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_study(raw)
+
+
+DEFAULT_STUDY = """
+# The default study: does a label-smoothed teacher make a worse student on MNIST-1D?
+name: mnist1d-default
+dataset: {name: mnist1d, options: {num_samples: 4000}}
+teacher: {model: conv1d, epochs: 15, batch_size: 128, optimizer: adamw, lr: 0.003, weight_decay: 0.05}
+student: {model: mlp, model_kwargs: {widths: [256, 256]}, epochs: 15, batch_size: 128,
+          optimizer: adamw, lr: 0.003, weight_decay: 0.05}
+alphas: [0.0, 0.1, 0.3]
+convention: uniform
+temperatures: [1, 2, 4, 8]
+beta: 1.0
+soften_student: true
+baselines: {alone: true, ls_alpha: 0.1}
+seeds: [0, 1, 2]
+output: runs/study/mnist1d-default
+"""
+
+
+def default_study() -> Study:
+    """The embedded default study (MNIST-1D, conv1d teachers, MLP students)."""
+    return parse_study(yaml.safe_load(DEFAULT_STUDY))

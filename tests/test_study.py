@@ -1,0 +1,160 @@
+"""Studies on real MNIST-1D: resume after SIGKILL, no retraining, failures, bad files, W&B."""
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kd_ls.cli import main
+from kd_ls.study import load_study, run_study
+
+TINY_STUDY = Path(__file__).parent / "data" / "tiny_study.yaml"
+
+
+def tiny(output: Path, **changes) -> "object":
+    study = load_study(TINY_STUDY)
+    study.output = str(output)
+    for key, value in changes.items():
+        setattr(study, key, value)
+    return study
+
+
+def results(study_dir: Path) -> list[dict]:
+    """results.csv rows without the wall-clock column (the only thing allowed to differ)."""
+    with open(study_dir / "results.csv") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="session")
+def reference_study(tmp_path_factory) -> Path:
+    """The tiny study run once, uninterrupted, with two worker processes.
+
+    Per-run CPU thread counts follow --jobs (cores // jobs), and float32 reductions depend on
+    them, so bit-identical comparisons use the same --jobs."""
+    out = tmp_path_factory.mktemp("reference")
+    run_study(tiny(out), jobs=2, progress=False)
+    return out
+
+
+def test_study_writes_results_verdict_and_plots(reference_study):
+    rows = results(reference_study)
+    assert len(rows) == 16  # 4 teachers + 4 baselines + 8 students
+    assert {r["role"] for r in rows} == {"teacher", "student", "baseline"}
+    assert all(r["status"] == "done" for r in rows)
+    teacher = next(r for r in rows if r["role"] == "teacher")
+    for column in ("test_acc", "test_nll", "test_ece", "test_ece_ts", "test_ts_temperature",
+                   "test_smoothness_T1", "test_smoothness_T4", "test_r2", "test_nc1", "model.alpha", "trainer.max_epochs"):
+        assert teacher[column] != "", column
+    student = next(r for r in rows if r["role"] == "student")
+    assert student["test_agreement"] != "" and student["test_kl_teacher"] != ""
+    verdict = json.loads((reference_study / "verdict.json").read_text())
+    assert {(e["temperature"], e["alpha"]) for e in verdict["paired"]} == {(1.0, 0.2), (4.0, 0.2)}
+    assert "Müller" in (reference_study / "verdict.md").read_text()
+    for png in ("student_accuracy_vs_temperature", "teacher_vs_alpha", "tightness_vs_alpha"):
+        assert (reference_study / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    # each run folder is named by its config hash and holds config, checkpoint and metrics
+    for row in rows:
+        folder = reference_study / "runs" / row["run_id"]
+        assert (folder / "config.yaml").is_file() and (folder / "metrics.json").is_file()
+        assert (folder / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_second_invocation_retrains_nothing(reference_study):
+    stamps = {p: p.stat().st_mtime_ns for p in reference_study.glob("runs/*/run.json")}
+    before = results(reference_study)
+    started = []
+    from kd_ls.study import runner
+
+    runner.execute_study(tiny(reference_study), reference_study, on_event=lambda k, r, rec: started.append(k))
+    assert started == ["skip"] * 16
+    assert {p: p.stat().st_mtime_ns for p in reference_study.glob("runs/*/run.json")} == stamps
+    main(["report", str(reference_study)])  # rebuilding the report trains nothing either
+    assert results(reference_study) == before
+
+
+def test_resume_after_sigkill_in_parallel_matches_uninterrupted(reference_study, tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "kd_ls.cli", "study", "--config", str(TINY_STUDY), "--output", str(out),
+               "--jobs", "2", "--no-progress"]
+    random.seed(os.getpid())
+    for attempt in range(2):  # kill twice at random points, then let it finish
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 120
+        target = random.randint(1 + 4 * attempt, 5 + 4 * attempt)
+        while time.time() < deadline and len(list(out.glob("runs/*/run.json"))) < target and proc.poll() is None:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the study and its workers
+        proc.wait()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert results(out) == results(reference_study)
+
+
+def test_failing_runs_are_recorded_and_the_rest_complete(tmp_path):
+    study = tiny(tmp_path)
+    study.teacher.lr = 1e30  # every teacher diverges to NaN
+    run_study(study, progress=False)
+    rows = results(tmp_path)
+    teachers = [r for r in rows if r["role"] == "teacher"]
+    assert all(r["status"] == "failed" and "FloatingPointError" in r["error"] for r in teachers)
+    students = [r for r in rows if r["role"] == "student"]
+    assert all(r["status"] == "failed" and r["error"].startswith("teacher teacher-") for r in students)
+    assert all(r["status"] == "done" for r in rows if r["role"] == "baseline")
+    assert json.loads((tmp_path / "verdict.json").read_text())["failed"] == 12
+
+
+BAD_STUDIES = [
+    ({"alphas": [0.0, 1.2]}, "study.alphas[1]: must be in [0, 1), got 1.2"),
+    ({"seeds": []}, "study.seeds: must list at least one seed"),
+    ({"temperatures": [0]}, "study.temperatures[0]: must be > 0, got 0"),
+    ({"beta": 2}, "study.beta: must be in [0, 1], got 2.0"),
+    ({"colour": "red"}, "study.colour: unknown key; allowed: name, dataset, teacher"),
+    ({"teacher": {"model": "resnet9000"}}, "study.teacher.model: model name 'resnet9000' is unknown"),
+    ({"teacher": {"epochs": "ten"}}, "study.teacher.epochs: expected an integer, got 'ten'"),
+    ({"student": {"optimizer": "lion"}}, "study.student.optimizer: must be one of sgd, adamw; got 'lion'"),
+    ({"dataset": {"name": "imagenet"}}, "study.dataset.name: 'imagenet' is unknown; choose one of: mnist1d"),
+    ({"convention": "smooth"}, "study.convention: must be one of uniform, others, adaptive, online; got 'smooth'"),
+    ({"seeds": [0, "one"]}, "study.seeds[1]: expected an integer, got 'one'"),
+    ({"logger": "tensorboard"}, "study.logger: must be one of csv, wandb; got 'tensorboard'"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_STUDIES)
+def test_malformed_study_files_give_one_line_errors(tmp_path, capsys, change, message):
+    raw = yaml.safe_load(TINY_STUDY.read_text())
+    for key, value in change.items():
+        raw[key] = {**raw[key], **value} if isinstance(raw.get(key), dict) and isinstance(value, dict) else value
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["study", "--config", str(path), "--output", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"kd-ls: error: {message}"), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_wandb_offline_study_carries_group_job_type_and_artifact_lineage(tmp_path):
+    study = tiny(tmp_path, logger="wandb", seeds=[0], alphas=[0.0], temperatures=[2.0])
+    study.wandb.offline = True
+    study.baselines.ls_alpha = 0.0
+    run_study(study, progress=False)
+    rows = results(tmp_path)
+    assert {r["role"] for r in rows} == {"teacher", "student", "baseline"}
+    logs = {r["role"]: next((tmp_path / "runs" / r["run_id"]).glob("wandb/offline-run-*/run-*.wandb")).read_bytes()
+            for r in rows}
+    teacher_id = next(r["run_id"] for r in rows if r["role"] == "teacher")
+    for role, log in logs.items():
+        assert b"tiny" in log and role.encode() in log  # group and job type
+        assert b"model.alpha" in log or b"model.init_args.alpha" in log  # the resolved config
+    assert f"ckpt-{teacher_id}:latest".encode() in logs["student"]  # the student names its teacher's artifact
+    assert f"ckpt-{teacher_id}".encode() in logs["teacher"]  # the teacher logged it
+    summary = list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(summary) == 1 and b"summary" in summary[0].read_bytes()
