@@ -166,7 +166,14 @@ def compare_command(argv: Sequence[str]) -> None:
     compare_main(argv)
 
 
-COMMANDS = {"study": study_command, "report": report_command, "compare": compare_command}
+def analyze_command(argv: Sequence[str]) -> None:
+    """kd-ls analyze CKPT [--data FILE] [--split test] [--out DIR]: metrics and plots of a checkpoint."""
+    from kd_ls.analyze import analyze_main
+
+    analyze_main(argv)
+
+
+COMMANDS = {"study": study_command, "report": report_command, "compare": compare_command, "analyze": analyze_command}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
