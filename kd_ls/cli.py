@@ -21,6 +21,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from kd_ls.data import ArrayDataModule
 from kd_ls.io import atomic_write_json
 from kd_ls.lit import ClassifierModule
+from kd_ls.provenance import run_provenance
 from kd_ls.tracking import close_wandb_runs
 
 CSV_LOGGER = "pytorch_lightning.loggers.CSVLogger"
@@ -71,6 +72,8 @@ class KDLightningCLI(LightningCLI):
             cfg.trainer.logger = Namespace(class_path=CSV_LOGGER, init_args=Namespace(save_dir=root, name="", version=""))
         for logger in _as_list(cfg.trainer.logger):
             if isinstance(logger, Namespace) and logger.class_path.endswith("WandbLogger"):
+                # kd-ls's subclass: same arguments, plus falling back to offline logging.
+                logger.class_path = "kd_ls.tracking.KDWandbLogger"
                 if logger.init_args.get("save_dir") in (None, "."):
                     logger.init_args.save_dir = root
         if cfg.checkpoint.dirpath is None:
@@ -111,9 +114,16 @@ class KDLightningCLI(LightningCLI):
         return gathered
 
     def write_metrics(self) -> None:
-        """Atomically write every gathered metric to <run folder>/metrics.json."""
+        """Atomically write provenance.json, then every gathered metric to metrics.json.
+
+        metrics.json comes last: its presence means the run's files are complete."""
         values = self.collect_metrics()
         if self.trainer.is_global_zero:
+            ckpt = os.path.join(self.run_dir, "checkpoints", "last.ckpt")
+            teacher = getattr(self.model.hparams, "teacher_ckpt", None) if hasattr(self.model, "hparams") else None
+            seed = self.config[self.subcommand].get("seed_everything")
+            atomic_write_json(os.path.join(self.run_dir, "provenance.json"),
+                              run_provenance(seed, ckpt if os.path.isfile(ckpt) else None, teacher))
             atomic_write_json(os.path.join(self.run_dir, "metrics.json"), values)
         close_wandb_runs(self.trainer, self.run_dir)
 

@@ -50,14 +50,14 @@ def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
     """Top-1 (and top-5 when K > 5) accuracy, NLL, ECE and MCE with 15 bins."""
     probs = F.softmax(logits.float(), -1)
     out = {
-        "acc": (logits.argmax(-1) == labels).float().mean().item(),
+        "acc": (logits.argmax(-1) == labels).double().mean().item(),
         "nll": metrics.nll(logits.float(), labels).item(),
         "ece": metrics.ece(probs, labels).item(),
         "mce": metrics.mce(probs, labels).item(),
     }
     if logits.shape[-1] > 5:
         top5 = logits.topk(5, dim=-1).indices
-        out["acc5"] = (top5 == labels[:, None]).any(-1).float().mean().item()
+        out["acc5"] = (top5 == labels[:, None]).any(-1).double().mean().item()
     return out
 
 

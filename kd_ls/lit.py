@@ -191,10 +191,13 @@ class ClassifierModule(pl.LightningModule):
         return cluster_metrics(test) if self.hparams.get("measure_clusters", True) else {}
 
     def val_outputs(self) -> SplitOutputs:
-        """The current network's outputs on the val split, computed afresh."""
+        """The current network's outputs on the whole val split (all ranks), computed afresh."""
         dm = self.trainer.datamodule
-        return collect_outputs(self.net, dm.val_dataloader(), lambda b: dm.on_after_batch_transfer(
-            tuple(t.to(self.device) for t in b), 0))
+        out = collect_outputs(self.net, dm.val_dataloader(), lambda b: dm.on_after_batch_transfer(
+            tuple(t.to(self.device) for t in b), 0), with_features=False)
+        if self.trainer.world_size > 1:
+            return SplitOutputs(gather_ragged(self, out.logits), gather_ragged(self, out.labels))
+        return out
 
     # ---- per-epoch accumulation ------------------------------------------------------------------
     def _remember(self, split: str, *tensors: Tensor) -> None:
@@ -208,8 +211,11 @@ class ClassifierModule(pl.LightningModule):
         return tensors
 
     def _log_split(self, split: str, values: dict[str, float]) -> None:
+        # Every rank holds the same gathered values: syncing them is exact and quiets Lightning.
+        distributed = self.trainer.world_size > 1
         for name, value in values.items():
-            self.log(f"{split}/{name}", value, prog_bar=name == "acc" or (split == "train" and name == "loss"))
+            self.log(f"{split}/{name}", value, prog_bar=name == "acc" or (split == "train" and name == "loss"),
+                     sync_dist=distributed)
 
     # ---- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:

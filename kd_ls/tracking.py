@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from kd_ls.study.plan import PlannedRun
     from kd_ls.study.spec import Study
 
-RUN_FILES = ("config.yaml", "metrics.json")
+RUN_FILES = ("config.yaml", "metrics.json", "provenance.json")
 
 
 def is_offline(run: Any) -> bool:
@@ -57,9 +58,22 @@ class KDWandbLogger(WandbLogger):
 
     @property
     def experiment(self) -> Any:
-        """The wandb run; on creation it records the study fields and the teacher's artifact."""
+        """The wandb run; on creation it records the study fields and the teacher's artifact.
+
+        If W&B cannot be reached or is misconfigured (no API key, wrong entity), the run
+        goes on logging offline under save_dir, with a warning: the local run folder is
+        complete either way, and `wandb sync` can upload the offline run later."""
         fresh = self._experiment is None
-        run = super().experiment
+        try:
+            run = super().experiment
+        except Exception as err:  # noqa: BLE001 - wandb raises many kinds; none may cost the run
+            if self._offline:
+                raise
+            warnings.warn(f"W&B unavailable ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                          f"logging this run offline under {self.save_dir} (upload later with `wandb sync`)")
+            self._offline = True
+            self._wandb_init["mode"] = "offline"
+            run = super().experiment
         if fresh and run is not None:
             extra = {**self.fields, "teacher_artifact": self.teacher_artifact}
             run.config.update({k: v for k, v in extra.items() if v is not None}, allow_val_change=True)

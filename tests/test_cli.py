@@ -103,3 +103,35 @@ def test_wandb_offline_run_holds_config_and_summary(tmp_path):
     log = next(runs[0].glob("run-*.wandb")).read_bytes()
     for key in (b"model.init_args.alpha", b"data.class_path", b"test/acc", b"val/acc"):
         assert key in log, key
+
+
+def test_unreachable_wandb_falls_back_to_offline_and_loses_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")
+    import wandb
+
+    wandb.teardown()  # wandb keeps process-wide settings: drop the offline ones of earlier tests
+    with pytest.warns(UserWarning, match="W&B unavailable .*logging this run offline"):
+        metrics = fit(TEACHER_CONFIG, tmp_path, "--trainer.logger", "WandbLogger", "--trainer.logger.project", "p",
+                      "--trainer.max_epochs", "1")
+    assert "test/acc" in metrics and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+
+
+def test_ddp_two_processes_report_the_single_process_test_accuracy(tmp_path):
+    """Metrics reduced across ranks: DDP's reported test accuracy equals evaluating its
+    checkpoint in one process (Lightning DDP, 2 CPU processes, gloo)."""
+    run = tmp_path / "ddp"
+    common = [sys.executable, "-m", "kd_ls.cli"]
+    subprocess.run([*common, "fit", "--config", str(TEACHER_CONFIG), "--trainer.default_root_dir", str(run), *TINY,
+                    "--trainer.max_epochs", "2", "--trainer.strategy", "ddp", "--trainer.devices", "2",
+                    "--trainer.accelerator", "cpu"], check=True, capture_output=True)
+    subprocess.run([*common, "test", "--config", str(run / "config.yaml"), "--ckpt_path",
+                    str(run / "checkpoints" / "last.ckpt"), "--trainer.strategy", "auto", "--trainer.devices", "1",
+                    "--trainer.default_root_dir", str(tmp_path / "single")], check=True, capture_output=True)
+    ddp = json.loads((run / "metrics.json").read_text())
+    single = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    for key in ("test/acc", "test/nll", "test/ece", "test/ts_temperature"):
+        assert ddp[key] == pytest.approx(single[key], abs=1e-5), key

@@ -56,13 +56,19 @@ class TensorBatches:
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
 
+    def _usable(self) -> int:
+        # Training shards must be equally long (else DDP ranks wait on each other forever);
+        # eval shards keep every sample, since eval steps hold no collective operation.
+        n = self.y.shape[0]
+        return n - n % self.world_size if self.shuffle else n
+
     def _indices(self) -> Tensor:
         n = self.y.shape[0]
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        return order[self.rank :: self.world_size]
+        return order[: self._usable()][self.rank :: self.world_size]
 
     def __len__(self) -> int:
-        n = len(range(self.rank, self.y.shape[0], self.world_size))
+        n = len(range(self.rank, self._usable(), self.world_size))
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -152,6 +158,9 @@ class ArrayDataModule(pl.LightningDataModule):
         if self.splits:
             return
         a = self.arrays
+        if self.augment and a.train_x.ndim != 4:
+            raise ValueError(f"data.augment: crop and flip need images (N, C, H, W); this dataset's inputs are "
+                             f"{tuple(a.train_x.shape[1:])}; set data.augment=false")
         n_val = max(1, int(round(self.val_fraction * a.train_y.shape[0])))
         order = torch.randperm(a.train_y.shape[0], generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values

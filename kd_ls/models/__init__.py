@@ -69,6 +69,7 @@ def create_model(name: str, num_classes: int, input_shape: Sequence[int], **kwar
 from kd_ls.models import (  # noqa: E402, F401
     alexnet_cifar,
     conv1d,
+    fastnet,
     mlp,
     resnet_cifar,
     torchvision_models,

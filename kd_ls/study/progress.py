@@ -33,7 +33,10 @@ class StudyProgress:
         self.progress.stop()
 
     def event(self, kind: str, run: PlannedRun, record: Optional[dict[str, Any]]) -> None:
-        """Runner callback: 'skip' (already finished), 'start' or 'end' of a run."""
+        """Runner callback: 'skip' (already finished), 'redo' (stale files), 'start' or 'end'."""
+        if kind == "redo":
+            self.console.print(f"[yellow]redoing[/yellow] {run.label()} ({run.run_id}): {record['reason']}")
+            return
         if kind == "start":
             self.running.append(run.label())
         else:

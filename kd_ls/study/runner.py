@@ -16,13 +16,13 @@ import shutil
 import time
 import traceback
 import warnings
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import yaml
 
-from kd_ls.io import atomic_write_json
+from kd_ls.io import atomic_write_json, sha256_file
 from kd_ls.study.plan import TEACHER, PlannedRun, checkpoint_path, plan_study
 from kd_ls.study.spec import Study
 
@@ -42,10 +42,36 @@ def read_record(study_dir: Path, run_id: str) -> Optional[dict[str, Any]]:
         return None
 
 
-def is_finished(study_dir: Path, run_id: str) -> bool:
-    """True when the run completed and its record is intact."""
+def _sha(path: Path) -> Optional[str]:
+    return sha256_file(path) if path.is_file() else None
+
+
+def stale_reason(study_dir: Path, run_id: str) -> Optional[str]:
+    """Why a run must be (re)done, or None when it finished and its files are intact.
+
+    The record holds the SHA-256 of the run's checkpoint and metrics.json, and for students
+    of their teacher's checkpoint: a truncated or edited file, or a teacher retrained since,
+    means the run is redone rather than silently reused."""
     record = read_record(study_dir, run_id)
-    return record is not None and record.get("status") == DONE
+    if record is None:
+        return "not run yet"
+    if record.get("status") != DONE:
+        return f"failed before ({record.get('error')})"
+    folder = run_folder(study_dir, run_id)
+    checks = {"metrics.json": (folder / "metrics.json", record.get("metrics_sha256")),
+              "checkpoint": (folder / "checkpoints" / "last.ckpt", record.get("checkpoint_sha256"))}
+    if record.get("teacher_id"):
+        checks["teacher checkpoint"] = (checkpoint_path(study_dir, record["teacher_id"]),
+                                        record.get("teacher_checkpoint_sha256"))
+    for name, (path, expected) in checks.items():
+        if _sha(path) != expected:
+            return f"{name} does not match its recorded SHA-256"
+    return None
+
+
+def is_finished(study_dir: Path, run_id: str) -> bool:
+    """True when the run completed and its files still match their checksums."""
+    return stale_reason(study_dir, run_id) is None
 
 
 def cli_config(study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any]:
@@ -96,7 +122,10 @@ def execute_run(study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any
     try:
         KDLightningCLI(args=["fit", "--config", str(config_file)])
         record["metrics"] = json.loads((folder / "metrics.json").read_text())
-        record["status"] = DONE
+        provenance = json.loads((folder / "provenance.json").read_text())
+        record.update(status=DONE, provenance=provenance, metrics_sha256=_sha(folder / "metrics.json"),
+                      checkpoint_sha256=provenance["checkpoint_sha256"],
+                      teacher_checkpoint_sha256=provenance["teacher_checkpoint_sha256"])
     except (Exception, SystemExit) as err:  # noqa: BLE001 - a failed run is recorded, the study goes on
         root = innermost(err)
         record.update(status=FAILED, error=f"{type(root).__name__}: {root}".strip(),
@@ -106,10 +135,11 @@ def execute_run(study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any
     return record
 
 
-def _dependency_failed(study_dir: Path, run: PlannedRun) -> dict[str, Any]:
+def _record_failure(study_dir: Path, run: PlannedRun, error: str) -> dict[str, Any]:
+    """Write and return a failed record for a run that could not run (or whose worker died)."""
     record = {"run_id": run.run_id, "role": run.role, "seed": run.seed, "alpha": run.alpha,
               "temperature": run.temperature, "teacher_id": run.teacher_id, "status": FAILED,
-              "error": f"teacher {run.teacher_id} failed", "seconds": 0.0}
+              "error": error, "seconds": 0.0}
     atomic_write_json(run_folder(study_dir, run.run_id) / "run.json", record)
     return record
 
@@ -134,72 +164,85 @@ def _gpu_count() -> int:
 ProgressFn = Callable[[str, PlannedRun, Optional[dict[str, Any]]], None]
 
 
-def execute_study(
-    study: Study, study_dir: Path, jobs: int = 1, on_event: Optional[ProgressFn] = None
-) -> list[PlannedRun]:
-    """Run every unfinished run of the study; teachers before their students.
-
-    `on_event(kind, run, record)` is called with kind 'skip', 'start' or 'end'.
-    Returns the planned runs (finished or failed, each with its run.json).
-    """
-    runs = plan_study(study)
-    notify = on_event or (lambda kind, run, record: None)
-    pending = []
-    for run in runs:
-        if is_finished(study_dir, run.run_id):
-            notify("skip", run, read_record(study_dir, run.run_id))
-        else:
-            pending.append(run)
-
-    running_ids: set[str] = set()
-
-    def ready(run: PlannedRun) -> Optional[bool]:
-        """True: can start; False: its teacher failed; None: its teacher is still to come."""
-        if run.teacher_id is None:
-            return True
-        if run.teacher_id in running_ids or any(p.run_id == run.teacher_id for p in pending):
-            return None
-        return is_finished(study_dir, run.teacher_id)
-
-    if jobs <= 1:
-        while pending:
-            run = pending.pop(0)
-            if ready(run) is False:
-                notify("end", run, _dependency_failed(study_dir, run))
-                continue
-            notify("start", run, None)
-            notify("end", run, execute_run(study, run, study_dir))
-        return runs
-
-    gpus = _gpu_count()
+def _process_pool(jobs: int) -> ProcessPoolExecutor:
+    """Worker processes (spawned: CUDA-safe), each with its share of CPU threads and one GPU."""
     ctx = multiprocessing.get_context("spawn")
+    gpus = _gpu_count()
     gpu_queue = None
     if gpus:
         gpu_queue = ctx.Manager().Queue()
         for i in range(jobs):
             gpu_queue.put(i % gpus)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    futures: dict[Future, PlannedRun] = {}
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, gpu_queue)) as pool:
-        while pending or futures:
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, gpu_queue))
+
+
+def execute_study(
+    study: Study, study_dir: Path, jobs: int = 1, on_event: Optional[ProgressFn] = None, executor: Any = None
+) -> list[PlannedRun]:
+    """Run every unfinished run of the study; teachers before their students.
+
+    Runs execute in this process (jobs=1), in `jobs` worker processes, or through
+    `executor` (anything with `submit(fn, *args)` returning an object with done()/result(),
+    e.g. a submitit executor). `on_event(kind, run, record)` gets 'skip', 'redo', 'start',
+    'end'. Returns the planned runs, each finished or failed with its run.json.
+    """
+    runs = plan_study(study)
+    notify = on_event or (lambda kind, run, record: None)
+    pending: list[PlannedRun] = []
+    for run in runs:
+        reason = stale_reason(study_dir, run.run_id)
+        if reason is None:
+            notify("skip", run, read_record(study_dir, run.run_id))
+            continue
+        if reason != "not run yet":
+            notify("redo", run, {"reason": reason})
+        pending.append(run)
+    running: dict[str, tuple[PlannedRun, Any]] = {}
+
+    def ready(run: PlannedRun) -> Optional[bool]:
+        """True: can start; False: its teacher failed; None: its teacher is still to come."""
+        if run.teacher_id is None:
+            return True
+        if run.teacher_id in running or any(p.run_id == run.teacher_id for p in pending):
+            return None
+        return is_finished(study_dir, run.teacher_id)
+
+    pool = _process_pool(jobs) if executor is None and jobs > 1 else None
+    submit = (executor or pool).submit if (executor or pool) else None
+    capacity = jobs if submit else 1
+    try:
+        while pending or running:
             for run in list(pending):
-                if len(futures) >= jobs:
+                if len(running) >= capacity:
                     break
                 state = ready(run)
                 if state is None:
                     continue
                 pending.remove(run)
                 if state is False:
-                    notify("end", run, _dependency_failed(study_dir, run))
+                    notify("end", run, _record_failure(study_dir, run, f"teacher {run.teacher_id} failed"))
                     continue
-                running_ids.add(run.run_id)
                 notify("start", run, None)
-                futures[pool.submit(execute_run, study, run, study_dir)] = run
-            if not futures:
-                continue
-            done, _ = wait(futures, return_when=FIRST_COMPLETED)
-            for future in done:
-                run = futures.pop(future)
-                running_ids.discard(run.run_id)
-                notify("end", run, future.result())
+                if submit is None:
+                    notify("end", run, execute_run(study, run, study_dir))
+                else:
+                    running[run.run_id] = (run, submit(execute_run, study, run, study_dir))
+            for run_id, (run, job) in list(running.items()):
+                if job.done():
+                    del running[run_id]
+                    notify("end", run, _job_record(job, study_dir, run))
+            if running:
+                time.sleep(0.1)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return runs
+
+
+def _job_record(job: Any, study_dir: Path, run: PlannedRun) -> dict[str, Any]:
+    """A finished job's record; a worker that died without one (killed, out of memory) is a failure."""
+    try:
+        return job.result()
+    except Exception as err:  # noqa: BLE001 - the worker itself died: record it, go on
+        return _record_failure(study_dir, run, f"worker died: {type(err).__name__}: {err}")

@@ -1,0 +1,333 @@
+"""Framework overhead of kd-ls's Lightning training loop against a plain PyTorch loop.
+
+What is compared: the same MLP student (``mlp``, widths [256, 256]) trained on the same
+device-resident MNIST-1D batches (``kd_ls.data.MNIST1D``: the plain loop iterates the very
+``TensorBatches`` object kd-ls's data module hands Lightning, with the same seed, so both
+see identical batches in identical order), with the same optimizer (AdamW, per-step cosine
+schedule through ``torch.optim.lr_scheduler.LambdaLR``) for the same number of steps, in
+two setups:
+
+* ``student_alone``: cross-entropy on the labels (kd-ls: ``Student`` without a teacher);
+* ``distill_cache``: Hinton distillation from a conv1d teacher whose logits are precomputed
+  once (kd-ls: ``Student(teacher_ckpt=..., teacher_cache=True)``; the plain loop looks up
+  the same cached logits tensor by sample index and view).
+
+kd-ls side: ``pl.Trainer(enable_progress_bar=False, logger=False, enable_checkpointing=False,
+num_sanity_val_steps=0, limit_val_batches=0, enable_model_summary=False)`` plus any flags
+given with ``--trainer-flag``. The plain side writes the loss with ``torch.nn.functional``
+(``--plain-loss torch``, what a user would write) or calls kd-ls's own loss functions
+(``--plain-loss kdls``, which isolates the cost of Lightning and the module's hooks from
+that of kd-ls's loss code).
+
+Timing: only the training loop. Each fit runs ``--warmup-epochs`` untimed epochs first; the
+clock starts at the first timed epoch's ``on_train_epoch_start`` and stops at
+``on_train_end`` (so kd-ls's per-epoch metric computation is included), and the plain loop
+is timed over the same epochs. Data loading, model building, the teacher checkpoint and the
+logit-cache build are outside the clock. Repeats alternate plain / kd-ls so drifting machine
+load affects both alike; the JSON reports every repeat, the medians and the ratio
+kd-ls / plain (the issue's target: <= 1.10). Times are ``torch.cuda.synchronize``d on a GPU.
+This is a benchmark, not a test.
+
+    # CPU (2 threads), default settings
+    python experiments/bench/overhead.py
+    # more repeats, a Trainer flag, cProfile of one extra kd-ls run
+    python experiments/bench/overhead.py --repeats 7 --trainer-flag log_every_n_steps=1000 --profile prof.out
+    # GPU
+    python experiments/bench/overhead.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from typing import Any, Callable, Optional
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kd_ls.data import MNIST1D
+from kd_ls.lit import ClassifierModule, Student, Teacher, lr_factor_fn
+from kd_ls.losses import distillation_loss, label_smoothing_cross_entropy
+
+SETUPS = ("student_alone", "distill_cache")
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work (no-op on the CPU), so wall-clock times are complete."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def quiet() -> None:
+    """Silence Lightning's per-fit chatter (GPU/TPU info lines, hints)."""
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="pytorch_lightning")
+    warnings.filterwarnings("ignore", module="lightning_fabric")
+
+
+def parse_flags(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` Trainer flags; values parsed as Python literals when possible."""
+    flags = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            flags[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            flags[key] = value
+    return flags
+
+
+def make_data(args: argparse.Namespace, device: torch.device) -> MNIST1D:
+    """An MNIST-1D data module whose splits already sit on `device` (no Trainer needed)."""
+    dm = MNIST1D(num_samples=args.num_samples, batch_size=args.batch_size)
+    dm.data_on_device = False  # setup() without a trainer keeps CPU tensors; move them ourselves
+    dm.setup()
+    dm.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in dm.splits.items()}
+    dm.mean, dm.std = dm.mean.to(device), dm.std.to(device)
+    dm.augment_generator = torch.Generator(device=device).manual_seed(1)
+    return dm
+
+
+def trainer_kwargs(args: argparse.Namespace, device: torch.device, epochs: int) -> dict[str, Any]:
+    """Trainer arguments: everything that is not the training loop switched off."""
+    kw: dict[str, Any] = dict(
+        max_epochs=epochs, accelerator=device.type, devices=1, enable_progress_bar=False, logger=False,
+        enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0, enable_model_summary=False,
+    )
+    kw.update(parse_flags(args.trainer_flag))
+    return kw
+
+
+def module_kwargs(**kw: Any) -> dict[str, Any]:
+    """ClassifierModule's defaults overridden by `kw`, all passed explicitly.
+
+    Teacher/Student forward **kwargs to ClassifierModule, so save_hyperparameters records only
+    the arguments actually passed, and configure_optimizers then misses e.g. `warmup_epochs`
+    (the CLI always passes every argument, Python callers must do the same)."""
+    sig = inspect.signature(ClassifierModule.__init__)
+    defaults = {k: v.default for k, v in sig.parameters.items() if v.default is not inspect.Parameter.empty}
+    return {**defaults, **kw}
+
+
+def make_teacher_ckpt(args: argparse.Namespace, device: torch.device, folder: str) -> str:
+    """Train a conv1d kd-ls Teacher briefly and save its checkpoint (a realistic teacher)."""
+    pl.seed_everything(123, verbose=False)
+    dm = MNIST1D(num_samples=args.num_samples, batch_size=args.batch_size)
+    teacher = Teacher(**module_kwargs(net="conv1d", num_classes=10, input_shape=(1, 40), optimizer="adamw",
+                                      lr=3e-3, weight_decay=0.05, measure_clusters=False))
+    kw = trainer_kwargs(args, device, args.teacher_epochs)
+    kw["default_root_dir"] = folder
+    trainer = pl.Trainer(**kw)
+    trainer.fit(teacher, dm)
+    # <folder>/teacher/checkpoints/last.ckpt: the cache file goes to <folder>/teacher/logit_cache
+    path = os.path.join(folder, "teacher", "checkpoints", "last.ckpt")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    trainer.save_checkpoint(path)
+    return path
+
+
+class EpochClock(pl.Callback):
+    """Wall-clock from the start of epoch `first_timed` to the end of training."""
+
+    def __init__(self, first_timed: int, device: torch.device) -> None:
+        self.first_timed, self.device = first_timed, device
+        self.start: Optional[float] = None
+        self.seconds: Optional[float] = None
+        self.steps_timed = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.first_timed:
+            sync(self.device)
+            self.start = time.perf_counter()
+            self.steps_at_start = trainer.global_step
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        sync(self.device)
+        self.seconds = time.perf_counter() - self.start
+        self.steps_timed = trainer.global_step - self.steps_at_start
+
+
+def student_kwargs(args: argparse.Namespace, setup: str, teacher_ckpt: Optional[str]) -> dict[str, Any]:
+    """The Student's arguments for a setup (identical hyper-parameters to the plain loop)."""
+    kw = module_kwargs(net="mlp", net_kwargs={"widths": [256, 256]}, num_classes=10, input_shape=(1, 40),
+                       optimizer="adamw", lr=args.lr, weight_decay=0.05, schedule="cosine", measure_clusters=False)
+    if setup == "distill_cache":
+        kw.update(teacher_ckpt=teacher_ckpt, teacher_cache=True, temperature=args.temperature, beta=args.beta)
+    return kw
+
+
+def run_kdls(args: argparse.Namespace, setup: str, device: torch.device, teacher_ckpt: Optional[str],
+             folder: str, profiler: Optional[Any] = None) -> dict[str, Any]:
+    """One kd-ls fit; seconds of the timed epochs and the number of optimizer steps in them."""
+    epochs = args.warmup_epochs + args.epochs
+    pl.seed_everything(args.seed, verbose=False)
+    dm = MNIST1D(num_samples=args.num_samples, batch_size=args.batch_size)  # Lightning sets it up on `device`
+    module = Student(**student_kwargs(args, setup, teacher_ckpt))
+    clock = EpochClock(args.warmup_epochs, device)
+    kw = trainer_kwargs(args, device, epochs)
+    kw["default_root_dir"] = folder
+    kw["callbacks"] = [clock]
+    trainer = pl.Trainer(**kw)
+    if profiler is not None:
+        profiler.enable()
+    trainer.fit(module, dm)
+    if profiler is not None:
+        profiler.disable()
+    return {"seconds": clock.seconds, "steps": clock.steps_timed,
+            "final_loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
+
+
+def plain_loss_fn(args: argparse.Namespace, setup: str) -> Callable[[Tensor, Tensor, Optional[Tensor]], Tensor]:
+    """The plain loop's loss: hand-written with torch.nn.functional, or kd-ls's loss functions."""
+    t, beta = args.temperature, args.beta
+    if args.plain_loss == "kdls":
+        if setup == "student_alone":
+            return lambda logits, y, _t: label_smoothing_cross_entropy(logits, y, 0.0)
+        return lambda logits, y, tl: distillation_loss(logits, tl, y, t, beta, True)
+    if setup == "student_alone":
+        return lambda logits, y, _t: F.cross_entropy(logits, y)
+
+    def kd(logits: Tensor, y: Tensor, tl: Tensor) -> Tensor:
+        soft = F.kl_div(F.log_softmax(logits / t, -1), F.softmax(tl / t, -1), reduction="batchmean") * t * t
+        return (1 - beta) * F.cross_entropy(logits, y) + beta * soft
+
+    return kd
+
+
+def run_plain(args: argparse.Namespace, setup: str, device: torch.device, cache: Optional[Tensor]) -> dict[str, Any]:
+    """The plain PyTorch loop over the same batches, model, optimizer, schedule and steps."""
+    epochs = args.warmup_epochs + args.epochs
+    pl.seed_everything(args.seed, verbose=False)
+    dm = make_data(args, device)
+    # Same construction (and RNG consumption) as the Student, so the initial weights match.
+    net: nn.Module = Student(**student_kwargs(args, "student_alone", None)).net.to(device)
+    batches = dm.train_dataloader()
+    total = epochs * len(batches)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.05)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor_fn("cosine", total, 0, (0.5, 0.75), 0.1))
+    loss_fn = plain_loss_fn(args, setup)
+    net.train()
+    start, steps, loss = 0.0, 0, torch.zeros(())
+    for epoch in range(epochs):
+        if epoch == args.warmup_epochs:
+            sync(device)
+            start = time.perf_counter()
+        for x, y, idx, view in batches:
+            x = dm.normalize(x)
+            logits = net(x)
+            loss = loss_fn(logits, y, None if cache is None else cache[idx, view])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            steps += epoch >= args.warmup_epochs
+    sync(device)
+    return {"seconds": time.perf_counter() - start, "steps": steps, "final_loss": loss.detach().item()}
+
+
+def build_cache(args: argparse.Namespace, device: torch.device, teacher_ckpt: str) -> tuple[Tensor, float]:
+    """The teacher-logit cache through kd-ls itself (writes the shared file once); build seconds."""
+    from kd_ls.lit import compute_logit_cache, load_teacher
+
+    dm = make_data(args, device)
+    teacher = load_teacher(teacher_ckpt, 10).to(device)
+    sync(device)
+    t0 = time.perf_counter()
+    cache = compute_logit_cache(teacher, dm)
+    sync(device)
+    return cache, time.perf_counter() - t0
+
+
+def summarise(times: list[float]) -> dict[str, Any]:
+    """Median, min and all repeat times."""
+    return {"median_s": statistics.median(times), "min_s": min(times), "repeats_s": [round(t, 4) for t in times]}
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Parse options, run every setup's repeats alternating plain / kd-ls, print JSON."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated subset of {SETUPS}")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs per fit")
+    p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs before the timed ones")
+    p.add_argument("--num-samples", type=int, default=10000, help="MNIST-1D samples (72%% become train)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--beta", type=float, default=0.9)
+    p.add_argument("--teacher-epochs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--plain-loss", default="torch", choices=["torch", "kdls"],
+                   help="plain loop's loss: torch.nn.functional (default) or kd-ls's loss functions")
+    p.add_argument("--trainer-flag", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra pl.Trainer argument for the kd-ls side, e.g. log_every_n_steps=1000")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", metavar="FILE", help="cProfile one extra kd-ls fit per setup into FILE.<setup>")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    setups = [s for s in args.setups.split(",") if s]
+    for s in setups:
+        if s not in SETUPS:
+            p.error(f"--setups: unknown setup {s!r}; choose from {SETUPS}")
+    quiet()
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="kdls-overhead-") as folder:
+        teacher_ckpt, cache, cache_s = None, None, None
+        if "distill_cache" in setups:
+            teacher_ckpt = make_teacher_ckpt(args, device, folder)
+            cache, cache_s = build_cache(args, device, teacher_ckpt)
+        for setup in setups:
+            plain, kdls = [], []
+            steps = {}
+            for r in range(args.repeats):
+                a = run_plain(args, setup, device, cache if setup == "distill_cache" else None)
+                b = run_kdls(args, setup, device, teacher_ckpt, os.path.join(folder, f"run{r}"))
+                plain.append(a["seconds"])
+                kdls.append(b["seconds"])
+                steps = {"steps_plain": a["steps"], "steps_kdls": b["steps"], "plain_final_loss": a["final_loss"],
+                         "kdls_final_epoch_loss": b["final_loss"]}
+            if steps["steps_plain"] != steps["steps_kdls"]:
+                print(f"warning: {setup}: step counts differ {steps}", file=sys.stderr)
+            res: dict[str, Any] = {"plain": summarise(plain), "kdls": summarise(kdls), **steps}
+            res["ratio_kdls_over_plain"] = statistics.median(kdls) / statistics.median(plain)
+            res["ratio_per_repeat"] = [round(k / q, 4) for k, q in zip(kdls, plain)]
+            res["overhead_us_per_step"] = 1e6 * (statistics.median(kdls) - statistics.median(plain)) / steps["steps_kdls"]
+            if setup == "distill_cache":
+                res["cache_build_s"] = cache_s
+            results[setup] = res
+            if args.profile:
+                import cProfile
+
+                prof = cProfile.Profile()
+                run_kdls(args, setup, device, teacher_ckpt, os.path.join(folder, "profile"), prof)
+                prof.dump_stats(f"{args.profile}.{setup}")
+    out = {
+        "benchmark": "kd-ls Lightning loop vs plain PyTorch loop (MNIST-1D, mlp [256,256], AdamW + cosine/step)",
+        "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "lightning": pl.__version__, "batch_size": args.batch_size, "epochs_timed": args.epochs,
+        "warmup_epochs": args.warmup_epochs, "repeats": args.repeats, "plain_loss": args.plain_loss,
+        "trainer_flags": parse_flags(args.trainer_flag), "target_ratio": 1.10, "results": results,
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

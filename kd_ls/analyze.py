@@ -1,0 +1,344 @@
+"""`kd-ls analyze CKPT`: every teacher/student metric of science.md §4-5 for one checkpoint, plus plots.
+
+The network is rebuilt from the checkpoint alone (`kd_ls.lit.load_teacher`) and evaluated on the
+data module of its run folder's config.yaml (or a `--data` file), exactly as training evaluated it:
+same split, same normalisation, same `kd_ls.evaluation` functions. Written to the output folder:
+
+- `metrics.json`: classification and calibration metrics, ECE after temperature scaling (T* fitted
+  on the val split), smoothness indices, cluster tightness of the penultimate features, Müller's
+  mutual-information estimate, and agreement / KL with the teacher for a student checkpoint;
+- `muller_projection.png` and `reliability_diagram.png`;
+- `features.pt`: the split's logits, penultimate features and labels (plus the teacher's logits
+  for a student), so any metric can be recomputed without the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+
+from kd_ls import metrics
+from kd_ls.data import DATASETS, ArrayDataModule
+from kd_ls.evaluation import (
+    SplitOutputs,
+    calibration_after_scaling,
+    classification_metrics,
+    cluster_metrics,
+    collect_outputs,
+    smoothness_metrics,
+    teacher_agreement_metrics,
+)
+from kd_ls.io import atomic_save_tensor, atomic_write_json
+from kd_ls.lit import load_teacher
+
+SMOOTHNESS_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
+MI_PER_CLASS = 300  # Müller et al.: N = 600 training examples, 300 of each of the two classes.
+# Without augmentation Y | X would be deterministic (sigma^2 = 0) and the estimate would sit at its
+# ceiling log N whatever the model; Gaussian noise of this std, in normalised input units (i.e. a
+# tenth of each channel's training-set std), stands in for augmentation as the source of Y's spread.
+MI_INPUT_NOISE_STD = 0.1
+PROJECTION_PER_CLASS = 100  # science.md §5: 100 examples per class in the Müller projection.
+# Separate seeds per random choice, so changing one setting (e.g. the number of views) leaves the
+# other random draws (which examples are projected) unchanged.
+SEED_MI_EXAMPLES, SEED_MI_VIEWS, SEED_PROJECTION = 0, 1, 2
+
+
+def analyze_main(argv: Sequence[str]) -> None:
+    """kd-ls analyze CKPT [--data FILE] [--split {val,test}] [--out DIR] [--classes A,B,C] [--views L]
+    [--device cpu|cuda|auto]: write metrics.json, plots and features.pt of a checkpoint.
+
+    Raises FileNotFoundError / ValueError (printed by the CLI as one `kd-ls: error:` line) for a
+    missing checkpoint or data config, a data config that names no usable data module, or bad
+    --classes / --views / --device values.
+    """
+    parser = argparse.ArgumentParser(prog="kd-ls analyze", description="Metrics and plots of a kd-ls checkpoint.")
+    parser.add_argument("ckpt", metavar="CKPT", help="checkpoint file, usually RUN/checkpoints/last.ckpt")
+    parser.add_argument("--data", metavar="FILE",
+                        help="YAML with a data: section (class_path/init_args) or those keys at top level; "
+                             "default: RUN/config.yaml of the run folder holding CKPT")
+    parser.add_argument("--split", choices=("val", "test"), default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN/analysis/<split>/)")
+    parser.add_argument("--classes", default="0,1,2", metavar="A,B,C",
+                        help="three classes (indices or names) for the Müller projection; the first two "
+                             "also define the logit difference of the mutual information (default: 0,1,2)")
+    parser.add_argument("--views", type=int, default=5, metavar="L",
+                        help="augmented views per example for the mutual information (default: 5)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="where the network and metrics run (auto: cuda when available)")
+    args = parser.parse_args(argv)
+
+    ckpt = Path(args.ckpt)
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"CKPT: no checkpoint at '{ckpt}'")
+    run_dir = ckpt.resolve().parent.parent
+    if args.data is not None:
+        data_file = Path(args.data)
+        if not data_file.is_file():
+            raise FileNotFoundError(f"--data: no file at '{data_file}'")
+    else:
+        data_file = run_dir / "config.yaml"
+        if not data_file.is_file():
+            raise FileNotFoundError(
+                f"--data: no run config at '{data_file}' (CKPT is not in a RUN/checkpoints/ folder); "
+                "pass --data FILE with the data section"
+            )
+    datamodule = datamodule_from_config(data_file)
+    out_dir = Path(args.out) if args.out else run_dir / "analysis" / args.split
+    values = analyze_checkpoint(
+        str(ckpt), datamodule, out_dir, split=args.split,
+        classes=parse_classes(args.classes, datamodule.class_names), views=args.views,
+        device=None if args.device == "auto" else args.device,
+    )
+    shown = ("acc", "nll", "ece", "ece_ts", "ts_temperature", "r2", "nc1", "mutual_information", "agreement")
+    print("  ".join(f"{k}={values[k]:.4g}" for k in shown if k in values))
+    print(f"Analysis of {ckpt} ({args.split} split) in {out_dir}: "
+          "metrics.json, muller_projection.png, reliability_diagram.png, features.pt")
+
+
+def datamodule_from_config(path: str | Path) -> ArrayDataModule:
+    """The kd-ls data module described by a YAML file, not yet set up.
+
+    The file holds a `data:` section with `class_path` and `init_args` (a run folder's config.yaml
+    has one), or those two keys at top level. `class_path` is a dotted class path such as
+    `kd_ls.data.MNIST1D`, or a registry name of `kd_ls.data.DATASETS` such as `mnist1d`.
+    Raises ValueError (prefixed `--data:`) when the file does not describe a kd-ls data module.
+    """
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"--data: '{path}' is not valid YAML ({err})") from None
+    section = config.get("data", config) if isinstance(config, dict) else None
+    if not isinstance(section, dict) or "class_path" not in section:
+        raise ValueError(f"--data: '{path}' has no data class_path (expected data: {{class_path, init_args}})")
+    class_path, init_args = str(section["class_path"]), section.get("init_args") or {}
+    if class_path in DATASETS:
+        cls: Any = DATASETS[class_path]
+    else:
+        module_name, _, class_name = class_path.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError, ValueError):
+            raise ValueError(f"--data: cannot import data class '{class_path}' named in '{path}'") from None
+    if not (isinstance(cls, type) and issubclass(cls, ArrayDataModule)):
+        raise ValueError(f"--data: '{class_path}' is not a kd-ls data module (kd_ls.data.ArrayDataModule)")
+    try:
+        return cls(**init_args)
+    except TypeError as err:  # an unknown or missing init argument: a config error, not a bug
+        raise ValueError(f"--data: {class_path}: {err}") from None
+
+
+def parse_classes(text: str, class_names: Sequence[str]) -> tuple[int, int, int]:
+    """Three class indices from `A,B,C`, each an index or one of `class_names`.
+
+    Names are looked up first, so for datasets whose names are digits ('0'...'9') the two agree.
+    Raises ValueError (prefixed `--classes:`) unless there are three distinct valid classes.
+    """
+    parts = [p.strip() for p in text.split(",")]
+    indices = []
+    for part in parts:
+        if part in class_names:
+            indices.append(list(class_names).index(part))
+        else:
+            try:
+                indices.append(int(part))
+            except ValueError:
+                raise ValueError(f"--classes: '{part}' is neither a class index nor a class name") from None
+    if len(indices) != 3 or len(set(indices)) != 3 or not all(0 <= i < len(class_names) for i in indices):
+        raise ValueError(f"--classes: need three distinct classes in 0..{len(class_names) - 1}, got '{text}'")
+    return indices[0], indices[1], indices[2]
+
+
+def analyze_checkpoint(
+    ckpt: str,
+    datamodule: ArrayDataModule,
+    out_dir: Path,
+    split: str = "test",
+    classes: Sequence[int] = (0, 1, 2),
+    views: int = 5,
+    device: Optional[str | torch.device] = None,
+) -> dict[str, float]:
+    """Evaluate a kd-ls checkpoint on one split; write metrics.json, two PNGs and features.pt.
+
+    Args:
+        ckpt: a kd-ls checkpoint (teacher or student).
+        datamodule: the data module the checkpoint was trained on (set up here if it is not yet).
+            Used without a trainer, so evaluation batches are never augmented.
+        out_dir: output folder (created).
+        split: 'test' or 'val'. Temperature scaling is always fitted on 'val', so with
+            split='val' the ECE after scaling is an in-sample number.
+        classes: three class indices for the Müller projection; the first two also define the
+            logit difference whose mutual information with the example index is estimated.
+        views: views per example for the mutual information (>= 2, since the spread of a single
+            view is 0): augmentation views when the data module augments, otherwise the inputs
+            plus Gaussian noise of std MI_INPUT_NOISE_STD in normalised units (see metrics.json
+            `mi_input_noise_std`).
+        device: where to run; None picks cuda when available, else cpu.
+
+    Returns:
+        The metrics written to metrics.json: acc, (acc5), nll, ece, mce, ts_temperature, ece_ts,
+        nll_ts, smoothness_T1/2/4/8, r2, nc1, variance_ratio, cdnv, silhouette, stability,
+        davies_bouldin, calinski_harabasz, mutual_information with mi_examples, mi_views and
+        mi_input_noise_std, and for a student whose teacher checkpoint exists agreement and
+        kl_teacher. All of them are computed with seeded generators, so reruns agree.
+    """
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    if views < 2:
+        raise ValueError(f"--views must be >= 2 (one view has no spread to estimate), got {views}")
+    run_device = _resolve_device(device)
+    hparams = _checkpoint_hparams(ckpt)
+    datamodule.setup()
+    num_classes = datamodule.num_classes
+    if hparams["num_classes"] != num_classes or tuple(hparams["input_shape"]) != datamodule.input_shape:
+        raise ValueError(
+            f"CKPT: '{ckpt}' was trained on {hparams['num_classes']} classes of shape {tuple(hparams['input_shape'])}, "
+            f"but the data has {num_classes} classes of shape {datamodule.input_shape}"
+        )
+    classes = tuple(int(c) for c in classes)
+    if len(classes) != 3 or len(set(classes)) != 3 or not all(0 <= c < num_classes for c in classes):
+        raise ValueError(f"classes: need three distinct classes in 0..{num_classes - 1}, got {classes}")
+
+    net = load_teacher(ckpt, num_classes).to(run_device)
+    outputs = _outputs(net, datamodule, split, run_device, with_features=True)
+    val = _outputs(net, datamodule, "val", run_device, with_features=False)
+
+    values = classification_metrics(outputs.logits, outputs.labels)
+    values.update(calibration_after_scaling(outputs, val))
+    values.update(smoothness_metrics(outputs, SMOOTHNESS_TEMPERATURES))
+    values.update(cluster_metrics(outputs))
+    values["davies_bouldin"] = metrics.davies_bouldin_score(outputs.features, outputs.labels).item()
+    values["calinski_harabasz"] = metrics.calinski_harabasz_score(outputs.features, outputs.labels).item()
+    values.update(_mutual_information(net, datamodule, classes[:2], views, run_device))
+
+    saved = {"logits": outputs.logits.cpu(), "features": outputs.features.cpu(), "labels": outputs.labels.cpu()}
+    teacher_ckpt = hparams.get("teacher_ckpt")
+    if teacher_ckpt and Path(teacher_ckpt).is_file():
+        teacher = load_teacher(teacher_ckpt, num_classes).to(run_device)
+        teacher_logits = _outputs(teacher, datamodule, split, run_device, with_features=False).logits
+        values.update(teacher_agreement_metrics(outputs.logits, teacher_logits))
+        saved["teacher_logits"] = teacher_logits.cpu()
+    elif teacher_ckpt:
+        warnings.warn(f"teacher checkpoint '{teacher_ckpt}' of this student is missing; no agreement/KL metrics")
+
+    out_dir = Path(out_dir)
+    atomic_write_json(out_dir / "metrics.json", values)
+    atomic_save_tensor(out_dir / "features.pt", saved)
+    metrics.plot_reliability_diagram(
+        F.softmax(outputs.logits, -1), outputs.labels, path=out_dir / "reliability_diagram.png",
+        title=f"Reliability diagram ({split} split, N = {outputs.labels.shape[0]})",
+    )
+    _plot_projection(net, outputs, classes, datamodule.class_names, out_dir / "muller_projection.png", split)
+    return values
+
+
+def _resolve_device(device: Optional[str | torch.device]) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device: cuda was asked for but no CUDA device is available")
+    return resolved
+
+
+def _checkpoint_hparams(ckpt: str) -> dict[str, Any]:
+    """The checkpoint's hyper-parameters, checked to be a kd-ls checkpoint's."""
+    if not Path(ckpt).is_file():
+        raise FileNotFoundError(f"CKPT: no checkpoint at '{ckpt}'")
+    try:
+        # mmap: only the small hyper-parameter dict is read here; load_teacher reads the weights.
+        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"CKPT: '{ckpt}' is not a readable torch checkpoint ({err})") from None
+    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    if "net" not in hparams or "num_classes" not in hparams:
+        raise ValueError(f"CKPT: '{ckpt}' is not a kd-ls checkpoint (no 'net' hyper-parameter)")
+    return hparams
+
+
+def _outputs(
+    net: nn.Module, dm: ArrayDataModule, split: str, device: torch.device, with_features: bool
+) -> SplitOutputs:
+    """The network's outputs on a split, batched and normalised as in training's evaluation."""
+    return collect_outputs(
+        net, dm.loader(split), lambda b: dm.on_after_batch_transfer(tuple(t.to(device) for t in b), 0), with_features
+    )
+
+
+def _mutual_information(
+    net: nn.Module, dm: ArrayDataModule, pair: Sequence[int], views: int, device: torch.device
+) -> dict[str, float]:
+    """Müller's I(X; Y) on up to MI_PER_CLASS training examples of each class in `pair`."""
+    x_train, y_train = dm.splits["train"]
+    pick = torch.Generator().manual_seed(SEED_MI_EXAMPLES)
+    chosen = []
+    for c in pair:
+        members = torch.nonzero(y_train.cpu() == c).flatten()
+        if members.numel() == 0:
+            raise ValueError(f"classes: class {c} has no training examples")
+        chosen.append(members[torch.randperm(members.numel(), generator=pick)[:MI_PER_CLASS]])
+    x = x_train[torch.cat(chosen).to(x_train.device)].to(device)
+    diffs = metrics.logit_difference_views(
+        net, x, (pair[0], pair[1]), _view_sampler(dm), n_views=views,
+        generator=torch.Generator().manual_seed(SEED_MI_VIEWS), batch_size=dm.eval_batch_size,
+    )
+    mi = metrics.mutual_information(diffs).item()
+    return {
+        "mutual_information": mi,
+        "mi_examples": float(x.shape[0]),
+        "mi_views": float(views),
+        "mi_input_noise_std": 0.0 if dm.augment else MI_INPUT_NOISE_STD,
+    }
+
+
+def _view_sampler(dm: ArrayDataModule) -> Callable[..., Tensor]:
+    """augment(x_raw, generator) for `logit_difference_views`: one random view of each example.
+
+    With augmentation each example gets its own view id drawn from the training views (the
+    data module renders one view id per call, so examples are grouped by id). Without it, the
+    normalised inputs get Gaussian noise (MI_INPUT_NOISE_STD). Draws come from a CPU generator,
+    so the views are the same on CPU and GPU.
+    """
+
+    def augment(x_raw: Tensor, generator: torch.Generator) -> Tensor:
+        if not dm.augment:
+            noise = torch.randn(x_raw.shape, generator=generator).to(x_raw.device)
+            return dm.normalize(x_raw) + MI_INPUT_NOISE_STD * noise
+        ids = torch.randint(dm.num_views, (x_raw.shape[0],), generator=generator).to(x_raw.device)
+        out = torch.empty(x_raw.shape, dtype=torch.float32, device=x_raw.device)
+        for view in ids.unique().tolist():
+            rows = ids == view
+            out[rows] = dm.view_inputs(x_raw[rows], view)
+        return out
+
+    return augment
+
+
+def _plot_projection(
+    net: nn.Module, outputs: SplitOutputs, classes: Sequence[int], class_names: Sequence[str], path: Path, split: str
+) -> None:
+    head = net.get_classifier()
+    points, labels = metrics.muller_projection(
+        outputs.features, outputs.labels, head.weight.detach(), None if head.bias is None else head.bias.detach(),
+        classes, per_class=PROJECTION_PER_CLASS, generator=torch.Generator().manual_seed(SEED_PROJECTION),
+    )
+    names = {c: class_names[c] for c in classes}
+    figure = metrics.plot_muller_projection(
+        points, labels, names, title=f"Penultimate features on the plane of 3 class templates ({split} split)"
+    )
+    axes = figure.axes[0]
+    # The plot's axes are the Gram-Schmidt basis: e1 along t2 - t1, e2 the rest of t3 - t1.
+    a, b, c = (names[k] for k in classes)
+    axes.set_xlabel(f"along template {b} − template {a}")
+    axes.set_ylabel(f"toward template {c} (orthogonal part)")
+    axes.get_legend().set_title("class")
+    figure.savefig(path, format="png", dpi=120, bbox_inches="tight")
