@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -26,7 +28,15 @@ from kd_ls.tracking import close_wandb_runs
 
 CSV_LOGGER = "pytorch_lightning.loggers.CSVLogger"
 RICH_BAR = "pytorch_lightning.callbacks.RichProgressBar"
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for kd-ls's own commands: a usage error is a ValueError, printed as one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Raise instead of printing usage and exiting."""
+        raise ValueError(f"{message} (see `{self.prog} --help`)")
+
+
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, argparse.ArgumentError, ArgumentError)
 
 
 class SaveAndLogConfig(SaveConfigCallback):
@@ -43,6 +53,12 @@ class KDLightningCLI(LightningCLI):
     """LightningCLI for kd-ls modules (Teacher, Student) and data modules (kd_ls.data)."""
 
     def __init__(self, args: Optional[Sequence[str]] = None, run: bool = True) -> None:
+        with warnings.catch_warnings():
+            # kd-ls calls the CLI in-process with explicit args (studies, tests): expected here.
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+            self._init_cli(args, run)
+
+    def _init_cli(self, args: Optional[Sequence[str]], run: bool) -> None:
         super().__init__(
             ClassifierModule,
             ArrayDataModule,
@@ -52,6 +68,7 @@ class KDLightningCLI(LightningCLI):
             save_config_kwargs={"overwrite": True},
             seed_everything_default=0,
             auto_configure_optimizers=False,
+            parser_kwargs={"exit_on_error": False},
             args=args,
             run=run,
         )
@@ -139,10 +156,12 @@ def study_command(argv: Sequence[str]) -> None:
     from kd_ls.study import load_study, run_study
     from kd_ls.study.verdict import render_markdown
 
-    parser = argparse.ArgumentParser(prog="kd-ls study", description=study_command.__doc__)
+    parser = ArgumentParser(prog="kd-ls study", description=study_command.__doc__)
     parser.add_argument("--config", help="study file (YAML); default: the embedded MNIST-1D study")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (one GPU each when present)")
     parser.add_argument("--output", help="study folder (overrides the file's `output`)")
+    parser.add_argument("--executor", choices=("local", "slurm", "submitit-local"),
+                        help="where runs execute (overrides the file's `cluster.executor`)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     args = parser.parse_args(argv)
     if args.jobs < 1:
@@ -150,6 +169,8 @@ def study_command(argv: Sequence[str]) -> None:
     study = load_study(args.config)
     if args.output:
         study.output = args.output
+    if args.executor:
+        study.cluster.executor = args.executor
     verdict = run_study(study, jobs=args.jobs, progress=not args.no_progress)
     print(render_markdown(verdict))
     print(f"Study folder: {study.output} (results.csv, verdict.md, verdict.json, plots/)")
@@ -160,7 +181,7 @@ def report_command(argv: Sequence[str]) -> None:
     from kd_ls.study.report import write_report
     from kd_ls.study.verdict import render_markdown
 
-    parser = argparse.ArgumentParser(prog="kd-ls report", description=report_command.__doc__)
+    parser = ArgumentParser(prog="kd-ls report", description=report_command.__doc__)
     parser.add_argument("study_dir")
     study_dir = Path(parser.parse_args(argv).study_dir)
     if not (study_dir / "study.json").is_file():
@@ -197,11 +218,29 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except USER_ERRORS as err:
         if os.environ.get("KD_LS_DEBUG"):
             raise
-        # jsonargparse wraps errors raised while building classes; the innermost one says why.
-        while err.__cause__ is not None:
-            err = err.__cause__
-        print(f"kd-ls: error: {err}", file=sys.stderr)
+        print(f"kd-ls: error: {one_line_error(err)}", file=sys.stderr)
         sys.exit(2)
+
+
+_NOISE = ("Does not validate", "Subtypes:", "Errors:", "Given value", "- Expected a <class 'NoneType'>",
+          "- Problem with given class_path", "Parser key")
+
+
+def one_line_error(err: BaseException) -> str:
+    """One line saying which field is wrong and why, from a chain of (jsonargparse) errors."""
+    chain = [err]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    lines = [line.strip() for line in str(chain[-1]).strip().splitlines() if line.strip()]
+    reason = next((line.removeprefix("- ") for line in lines if not line.startswith(_NOISE)), lines[0])
+    given = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), None)
+    if given and "NestedArg" not in given and given not in reason:
+        reason += f" (given: {given})"
+    # kd-ls's own errors name their field; jsonargparse's say the key in an outer error.
+    own = isinstance(chain[-1], (ValueError, FileNotFoundError, FloatingPointError)) and len(lines) == 1 \
+        and not reason.startswith(("Expected", "Option", "module "))
+    key = next((m.group(1) for e in chain for m in [re.search(r'Parser key "([^"]+)"', str(e))] if m), None)
+    return reason if own or not key else f"{key}: {reason}"
 
 
 if __name__ == "__main__":

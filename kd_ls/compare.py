@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -66,7 +65,9 @@ def render(table: list[dict[str, Any]]) -> str:
 
 def compare_main(argv: Sequence[str]) -> None:
     """Parse `kd-ls compare` arguments and print the table (optionally also write CSV)."""
-    parser = argparse.ArgumentParser(prog="kd-ls compare", description="Compare studies' paired verdicts.")
+    from kd_ls.cli import ArgumentParser
+
+    parser = ArgumentParser(prog="kd-ls compare", description="Compare studies' paired verdicts.")
     parser.add_argument("study_dirs", nargs="*", help="local study folders")
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read runs from this W&B project (online)")
     parser.add_argument("--group", help="W&B group (study name) to read")

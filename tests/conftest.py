@@ -1,5 +1,6 @@
 """Shared helpers: tiny real-data runs through the real CLI, W&B kept offline."""
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -38,3 +39,38 @@ def tiny_teacher(tmp_path_factory) -> Path:
     os.environ.setdefault("KD_LS_CACHE", str(run_dir / "cache"))
     fit(TEACHER_CONFIG, run_dir)
     return run_dir
+
+
+TINY_STUDY = Path(__file__).parent / "data" / "tiny_study.yaml"
+
+
+def tiny(output: Path, **changes):
+    """The tiny test study writing to `output`, with top-level fields changed."""
+    from kd_ls.study import load_study
+
+    study = load_study(TINY_STUDY)
+    study.output = str(output)
+    for key, value in changes.items():
+        setattr(study, key, value)
+    return study
+
+
+def results(study_dir: Path) -> list[dict]:
+    """results.csv rows without the wall-clock column (the only thing allowed to differ)."""
+    with open(study_dir / "results.csv") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="session")
+def reference_study(tmp_path_factory) -> Path:
+    """The tiny study run once, uninterrupted, with two worker processes.
+
+    Per-run CPU thread counts follow --jobs (cores // jobs), and float32 reductions depend on
+    them, so bit-identical comparisons use the same --jobs."""
+    from kd_ls.study import run_study
+
+    out = tmp_path_factory.mktemp("reference")
+    run_study(tiny(out), jobs=2, progress=False)
+    return out
+
+

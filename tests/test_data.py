@@ -14,7 +14,7 @@ CIFAR_JPEG = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" 
 def test_mnist1d_splits_are_disjoint_and_shaped():
     dm = create_datamodule("mnist1d", num_samples=1000, val_fraction=0.2)
     dm.setup()
-    (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = dm.splits["train"], dm.splits["val"], dm.splits["test"]
+    tr_x, va_x, te_x = (dm.splits[s][0] for s in ("train", "val", "test"))
     assert (tr_x.shape[0], va_x.shape[0], te_x.shape[0]) == (640, 160, 200)
     assert dm.input_shape == (1, 40) and dm.num_classes == 10
     # val rows come from the training data and are not in the train split

@@ -1,6 +1,5 @@
-"""Studies on real MNIST-1D: resume after SIGKILL, no retraining, failures, bad files, W&B."""
+"""Studies on real MNIST-1D: resume after SIGKILL, no retraining, failures, W&B, submitit."""
 
-import csv
 import json
 import os
 import random
@@ -8,40 +7,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import pytest
-import yaml
-
+from conftest import TINY_STUDY, results, tiny
 from kd_ls.cli import main
-from kd_ls.study import load_study, run_study
-
-TINY_STUDY = Path(__file__).parent / "data" / "tiny_study.yaml"
-
-
-def tiny(output: Path, **changes) -> "object":
-    study = load_study(TINY_STUDY)
-    study.output = str(output)
-    for key, value in changes.items():
-        setattr(study, key, value)
-    return study
-
-
-def results(study_dir: Path) -> list[dict]:
-    """results.csv rows without the wall-clock column (the only thing allowed to differ)."""
-    with open(study_dir / "results.csv") as f:
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
-
-
-@pytest.fixture(scope="session")
-def reference_study(tmp_path_factory) -> Path:
-    """The tiny study run once, uninterrupted, with two worker processes.
-
-    Per-run CPU thread counts follow --jobs (cores // jobs), and float32 reductions depend on
-    them, so bit-identical comparisons use the same --jobs."""
-    out = tmp_path_factory.mktemp("reference")
-    run_study(tiny(out), jobs=2, progress=False)
-    return out
+from kd_ls.study import run_study
 
 
 def test_study_writes_results_verdict_and_plots(reference_study):
@@ -110,37 +79,6 @@ def test_failing_runs_are_recorded_and_the_rest_complete(tmp_path):
     assert json.loads((tmp_path / "verdict.json").read_text())["failed"] == 12
 
 
-BAD_STUDIES = [
-    ({"alphas": [0.0, 1.2]}, "study.alphas[1]: must be in [0, 1), got 1.2"),
-    ({"seeds": []}, "study.seeds: must list at least one seed"),
-    ({"temperatures": [0]}, "study.temperatures[0]: must be > 0, got 0"),
-    ({"beta": 2}, "study.beta: must be in [0, 1], got 2.0"),
-    ({"colour": "red"}, "study.colour: unknown key; allowed: name, dataset, teacher"),
-    ({"teacher": {"model": "resnet9000"}}, "study.teacher.model: model name 'resnet9000' is unknown"),
-    ({"teacher": {"epochs": "ten"}}, "study.teacher.epochs: expected an integer, got 'ten'"),
-    ({"student": {"optimizer": "lion"}}, "study.student.optimizer: must be one of sgd, adamw; got 'lion'"),
-    ({"dataset": {"name": "imagenet"}}, "study.dataset.name: 'imagenet' is unknown; choose one of: mnist1d"),
-    ({"convention": "smooth"}, "study.convention: must be one of uniform, others, adaptive, online; got 'smooth'"),
-    ({"seeds": [0, "one"]}, "study.seeds[1]: expected an integer, got 'one'"),
-    ({"logger": "tensorboard"}, "study.logger: must be one of csv, wandb; got 'tensorboard'"),
-]
-
-
-@pytest.mark.parametrize("change, message", BAD_STUDIES)
-def test_malformed_study_files_give_one_line_errors(tmp_path, capsys, change, message):
-    raw = yaml.safe_load(TINY_STUDY.read_text())
-    for key, value in change.items():
-        raw[key] = {**raw[key], **value} if isinstance(raw.get(key), dict) and isinstance(value, dict) else value
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    with pytest.raises(SystemExit) as exit_info:
-        main(["study", "--config", str(path), "--output", str(tmp_path / "out")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"kd-ls: error: {message}"), err
-    assert not (tmp_path / "out").exists()
-
-
 def test_wandb_offline_study_carries_group_job_type_and_artifact_lineage(tmp_path):
     study = tiny(tmp_path, logger="wandb", seeds=[0], alphas=[0.0], temperatures=[2.0])
     study.wandb.offline = True
@@ -158,3 +96,14 @@ def test_wandb_offline_study_carries_group_job_type_and_artifact_lineage(tmp_pat
     assert f"ckpt-{teacher_id}".encode() in logs["teacher"]  # the teacher logged it
     summary = list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(summary) == 1 and b"summary" in summary[0].read_bytes()
+
+
+def test_submitit_local_executor_gives_the_same_results(reference_study, tmp_path):
+    """The SLURM path through submitit's local executor: same folders, same results."""
+    study = tiny(tmp_path / "submitit")
+    study.cluster.executor = "submitit-local"
+    study.cluster.cpus_per_task = 1  # the reference ran 2 workers with 1 thread each
+    study.cluster.max_parallel = 2
+    run_study(study, progress=False)
+    assert results(tmp_path / "submitit") == results(reference_study)
+    assert list((tmp_path / "submitit" / "submitit").glob("*_log.out"))

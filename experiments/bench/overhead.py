@@ -19,13 +19,20 @@ given with ``--trainer-flag``. The plain side writes the loss with ``torch.nn.fu
 (``--plain-loss kdls``, which isolates the cost of Lightning and the module's hooks from
 that of kd-ls's loss code).
 
+A third variant, ``lightning_bare``, is a minimal LightningModule (the same net, loss,
+optimizer and schedule; ``training_step`` returns the loss, nothing else) on kd-ls's data
+module in the same Trainer: plain -> bare is what Lightning and the data module's batch hook
+cost per step, bare -> kd-ls what kd-ls's module code costs.
+
 Timing: only the training loop. Each fit runs ``--warmup-epochs`` untimed epochs first; the
 clock starts at the first timed epoch's ``on_train_epoch_start`` and stops at
 ``on_train_end`` (so kd-ls's per-epoch metric computation is included), and the plain loop
 is timed over the same epochs. Data loading, model building, the teacher checkpoint and the
-logit-cache build are outside the clock. Repeats alternate plain / kd-ls so drifting machine
-load affects both alike; the JSON reports every repeat, the medians and the ratio
-kd-ls / plain (the issue's target: <= 1.10). Times are ``torch.cuda.synchronize``d on a GPU.
+logit-cache build are outside the clock. Repeats alternate plain / bare / kd-ls so drifting
+machine load affects all alike; the JSON reports every repeat, the medians and the ratio
+kd-ls / plain (the issue's target: <= 1.10). Times are ``torch.cuda.synchronize``d on a GPU. Process CPU time is
+reported beside wall-clock time: with one thread (the default, ``--threads 1``) it is nearly
+immune to other processes sharing the machine.
 This is a benchmark, not a test.
 
     # CPU (2 threads), default settings
@@ -146,17 +153,20 @@ class EpochClock(pl.Callback):
         self.first_timed, self.device = first_timed, device
         self.start: Optional[float] = None
         self.seconds: Optional[float] = None
+        self.cpu_start: Optional[float] = None
+        self.cpu_seconds: Optional[float] = None
         self.steps_timed = 0
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch == self.first_timed:
             sync(self.device)
-            self.start = time.perf_counter()
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
             self.steps_at_start = trainer.global_step
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         sync(self.device)
         self.seconds = time.perf_counter() - self.start
+        self.cpu_seconds = time.process_time() - self.cpu_start
         self.steps_timed = trainer.global_step - self.steps_at_start
 
 
@@ -169,13 +179,41 @@ def student_kwargs(args: argparse.Namespace, setup: str, teacher_ckpt: Optional[
     return kw
 
 
-def run_kdls(args: argparse.Namespace, setup: str, device: torch.device, teacher_ckpt: Optional[str],
-             folder: str, profiler: Optional[Any] = None) -> dict[str, Any]:
-    """One kd-ls fit; seconds of the timed epochs and the number of optimizer steps in them."""
+class BareModule(pl.LightningModule):
+    """The least a LightningModule needs: the same net, loss, optimizer and schedule, nothing else.
+
+    Run on kd-ls's data module like the Student, it separates Lightning's own per-step cost
+    (plain -> bare) from that of kd-ls's module code (bare -> kd-ls)."""
+
+    def __init__(self, net: nn.Module, loss_fn: Callable[[Tensor, Tensor, Optional[Tensor]], Tensor],
+                 cache: Optional[Tensor], lr: float) -> None:
+        super().__init__()
+        self.net, self.loss_fn, self.cache, self.lr = net, loss_fn, cache, lr
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        x, y, idx, view = batch
+        return self.loss_fn(self.net(x), y, None if self.cache is None else self.cache[idx, view])
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = torch.optim.AdamW(self.net.parameters(), lr=self.lr, weight_decay=0.05)
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor_fn("cosine", total, 0, (0.5, 0.75), 0.1))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def run_lightning(args: argparse.Namespace, setup: str, device: torch.device, teacher_ckpt: Optional[str],
+                  folder: str, bare_cache: Optional[Tensor] = None, bare: bool = False,
+                  profiler: Optional[Any] = None) -> dict[str, Any]:
+    """One Lightning fit (kd-ls's Student, or BareModule when `bare`) on kd-ls's MNIST-1D data
+    module; seconds of the timed epochs and the number of optimizer steps in them."""
     epochs = args.warmup_epochs + args.epochs
     pl.seed_everything(args.seed, verbose=False)
     dm = MNIST1D(num_samples=args.num_samples, batch_size=args.batch_size)  # Lightning sets it up on `device`
-    module = Student(**student_kwargs(args, setup, teacher_ckpt))
+    if bare:
+        net = Student(**student_kwargs(args, "student_alone", None)).net
+        module: pl.LightningModule = BareModule(net, plain_loss_fn(args, setup), bare_cache, args.lr)
+    else:
+        module = Student(**student_kwargs(args, setup, teacher_ckpt))
     clock = EpochClock(args.warmup_epochs, device)
     kw = trainer_kwargs(args, device, epochs)
     kw["default_root_dir"] = folder
@@ -186,7 +224,7 @@ def run_kdls(args: argparse.Namespace, setup: str, device: torch.device, teacher
     trainer.fit(module, dm)
     if profiler is not None:
         profiler.disable()
-    return {"seconds": clock.seconds, "steps": clock.steps_timed,
+    return {"seconds": clock.seconds, "cpu_seconds": clock.cpu_seconds, "steps": clock.steps_timed,
             "final_loss": float(trainer.callback_metrics.get("train/loss", float("nan")))}
 
 
@@ -220,11 +258,11 @@ def run_plain(args: argparse.Namespace, setup: str, device: torch.device, cache:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor_fn("cosine", total, 0, (0.5, 0.75), 0.1))
     loss_fn = plain_loss_fn(args, setup)
     net.train()
-    start, steps, loss = 0.0, 0, torch.zeros(())
+    start, cpu_start, steps, loss = 0.0, 0.0, 0, torch.zeros(())
     for epoch in range(epochs):
         if epoch == args.warmup_epochs:
             sync(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
         for x, y, idx, view in batches:
             x = dm.normalize(x)
             logits = net(x)
@@ -235,7 +273,8 @@ def run_plain(args: argparse.Namespace, setup: str, device: torch.device, cache:
             sched.step()
             steps += epoch >= args.warmup_epochs
     sync(device)
-    return {"seconds": time.perf_counter() - start, "steps": steps, "final_loss": loss.detach().item()}
+    return {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start, "steps": steps,
+            "final_loss": loss.detach().item()}
 
 
 def build_cache(args: argparse.Namespace, device: torch.device, teacher_ckpt: str) -> tuple[Tensor, float]:
@@ -257,7 +296,7 @@ def summarise(times: list[float]) -> dict[str, Any]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Parse options, run every setup's repeats alternating plain / kd-ls, print JSON."""
+    """Parse options, run every setup's repeats alternating plain / bare / kd-ls, print JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated subset of {SETUPS}")
@@ -270,7 +309,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--temperature", type=float, default=4.0)
     p.add_argument("--beta", type=float, default=0.9)
     p.add_argument("--teacher-epochs", type=int, default=2)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch.set_num_threads (default 1: steadier on a shared CPU, and the CPU-time column "
+                        "is then meaningful; 0 keeps torch's default)")
     p.add_argument("--plain-loss", default="torch", choices=["torch", "kdls"],
                    help="plain loop's loss: torch.nn.functional (default) or kd-ls's loss functions")
     p.add_argument("--trainer-flag", action="append", default=[], metavar="KEY=VALUE",
@@ -278,7 +319,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", metavar="FILE", help="cProfile one extra kd-ls fit per setup into FILE.<setup>")
     args = p.parse_args(argv)
-    if args.threads:
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
@@ -295,21 +336,40 @@ def main(argv: Optional[list[str]] = None) -> None:
             teacher_ckpt = make_teacher_ckpt(args, device, folder)
             cache, cache_s = build_cache(args, device, teacher_ckpt)
         for setup in setups:
-            plain, kdls = [], []
+            times: dict[str, list[float]] = {"plain": [], "lightning_bare": [], "kdls": []}
+            cpu: dict[str, list[float]] = {"plain": [], "lightning_bare": [], "kdls": []}
             steps = {}
+            setup_cache = cache if setup == "distill_cache" else None
             for r in range(args.repeats):
-                a = run_plain(args, setup, device, cache if setup == "distill_cache" else None)
-                b = run_kdls(args, setup, device, teacher_ckpt, os.path.join(folder, f"run{r}"))
-                plain.append(a["seconds"])
-                kdls.append(b["seconds"])
-                steps = {"steps_plain": a["steps"], "steps_kdls": b["steps"], "plain_final_loss": a["final_loss"],
-                         "kdls_final_epoch_loss": b["final_loss"]}
-            if steps["steps_plain"] != steps["steps_kdls"]:
+                a = run_plain(args, setup, device, setup_cache)
+                c = run_lightning(args, setup, device, None, os.path.join(folder, f"bare{r}"), setup_cache, bare=True)
+                b = run_lightning(args, setup, device, teacher_ckpt, os.path.join(folder, f"run{r}"))
+                times["plain"].append(a["seconds"])
+                times["lightning_bare"].append(c["seconds"])
+                times["kdls"].append(b["seconds"])
+                for key, run in (("plain", a), ("lightning_bare", c), ("kdls", b)):
+                    cpu[key].append(run["cpu_seconds"])
+                steps = {"steps_plain": a["steps"], "steps_bare": c["steps"], "steps_kdls": b["steps"],
+                         "plain_final_loss": a["final_loss"], "kdls_final_epoch_loss": b["final_loss"]}
+            if not steps["steps_plain"] == steps["steps_bare"] == steps["steps_kdls"]:
                 print(f"warning: {setup}: step counts differ {steps}", file=sys.stderr)
-            res: dict[str, Any] = {"plain": summarise(plain), "kdls": summarise(kdls), **steps}
-            res["ratio_kdls_over_plain"] = statistics.median(kdls) / statistics.median(plain)
-            res["ratio_per_repeat"] = [round(k / q, 4) for k, q in zip(kdls, plain)]
-            res["overhead_us_per_step"] = 1e6 * (statistics.median(kdls) - statistics.median(plain)) / steps["steps_kdls"]
+            med = {k: statistics.median(v) for k, v in times.items()}
+            n = steps["steps_kdls"]
+            res: dict[str, Any] = {k: summarise(v) for k, v in times.items()}
+            res.update(steps)
+            res["ratio_kdls_over_plain"] = med["kdls"] / med["plain"]
+            res["ratio_per_repeat"] = [round(k / q, 4) for k, q in zip(times["kdls"], times["plain"])]
+            res["ratio_bare_over_plain"] = med["lightning_bare"] / med["plain"]
+            res["ratio_kdls_over_bare"] = med["kdls"] / med["lightning_bare"]
+            res["us_per_step"] = {k: 1e6 * v / n for k, v in med.items()}
+            # Process CPU time: with one thread (--threads 1) it barely depends on other load.
+            cmed = {k: statistics.median(v) for k, v in cpu.items()}
+            res["cpu_time"] = {"median_s": cmed, "ratio_kdls_over_plain": cmed["kdls"] / cmed["plain"],
+                               "ratio_bare_over_plain": cmed["lightning_bare"] / cmed["plain"],
+                               "ratio_kdls_over_bare": cmed["kdls"] / cmed["lightning_bare"],
+                               "us_per_step": {k: 1e6 * v / n for k, v in cmed.items()}}
+            res["overhead_us_per_step"] = {"lightning_and_datamodule": 1e6 * (med["lightning_bare"] - med["plain"]) / n,
+                                           "kdls_module": 1e6 * (med["kdls"] - med["lightning_bare"]) / n}
             if setup == "distill_cache":
                 res["cache_build_s"] = cache_s
             results[setup] = res
@@ -317,7 +377,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                 import cProfile
 
                 prof = cProfile.Profile()
-                run_kdls(args, setup, device, teacher_ckpt, os.path.join(folder, "profile"), prof)
+                run_lightning(args, setup, device, teacher_ckpt, os.path.join(folder, "profile"), profiler=prof)
                 prof.dump_stats(f"{args.profile}.{setup}")
     out = {
         "benchmark": "kd-ls Lightning loop vs plain PyTorch loop (MNIST-1D, mlp [256,256], AdamW + cosine/step)",

@@ -15,7 +15,7 @@ from kd_ls.io import atomic_write_json
 from kd_ls.study.plan import plan_study
 from kd_ls.study.progress import StudyProgress
 from kd_ls.study.report import write_report
-from kd_ls.study.runner import execute_study
+from kd_ls.study.runner import execute_study, submitit_executor
 from kd_ls.study.spec import Study, StudyError, default_study, load_study, parse_study
 
 
@@ -63,12 +63,13 @@ def write_manifest(study: Study, study_dir: Path) -> None:
     atomic_write_json(study_dir / "study.json", {"kd_ls_version": __version__, "study": study.to_dict(), "runs": runs})
 
 
-def run_study(study: Study, jobs: int = 1, progress: bool = True, executor: Any = None) -> dict[str, Any]:
+def run_study(study: Study, jobs: int = 1, progress: bool = True) -> dict[str, Any]:
     """Run every unfinished run of `study`, then write and return its verdict.
 
     Holds the study folder's lock throughout, so a second `kd-ls study` on the same folder
     refuses instead of racing this one."""
     study_dir = make_folder(study)
+    executor = submitit_executor(study, study_dir) if study.cluster.executor != "local" else None
     with study_lock(study_dir), StudyProgress(len(plan_study(study)), enabled=progress) as display:
         write_manifest(study, study_dir)
         execute_study(study, study_dir, jobs=jobs, on_event=display.event, executor=executor)

@@ -23,8 +23,8 @@ from typing import Any, Callable, Optional
 import yaml
 
 from kd_ls.io import atomic_write_json, sha256_file
-from kd_ls.study.plan import TEACHER, PlannedRun, checkpoint_path, plan_study
-from kd_ls.study.spec import Study
+from kd_ls.study.plan import PlannedRun, checkpoint_path, plan_study
+from kd_ls.study.spec import Study, StudyError
 
 DONE, FAILED = "done", "failed"
 
@@ -95,7 +95,6 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="pytorch_lightning")
     warnings.filterwarnings("ignore", module="lightning_fabric")
-    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
 
 
 def innermost(err: BaseException) -> BaseException:
@@ -105,10 +104,17 @@ def innermost(err: BaseException) -> BaseException:
     return err
 
 
-def execute_run(study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any]:
-    """Train one run in this process; write and return its record (done or failed)."""
+def execute_run(study: Study, run: PlannedRun, study_dir: Path, threads: Optional[int] = None) -> dict[str, Any]:
+    """Train one run in this process; write and return its record (done or failed).
+
+    `threads` pins torch's CPU threads: float32 reductions depend on it, so runs reproduce
+    bit for bit only with the same thread count (it follows --jobs or cpus_per_task)."""
+    import torch
+
     from kd_ls.cli import KDLightningCLI
 
+    if threads:
+        torch.set_num_threads(threads)
     quiet_lightning()
     folder = run_folder(study_dir, run.run_id)
     if folder.exists():  # leftovers of an attempt that never finished
@@ -144,10 +150,7 @@ def _record_failure(study_dir: Path, run: PlannedRun, error: str) -> dict[str, A
     return record
 
 
-def _worker_init(threads: int, gpu_queue: Any) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
+def _worker_init(gpu_queue: Any) -> None:
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
 
@@ -165,7 +168,7 @@ ProgressFn = Callable[[str, PlannedRun, Optional[dict[str, Any]]], None]
 
 
 def _process_pool(jobs: int) -> ProcessPoolExecutor:
-    """Worker processes (spawned: CUDA-safe), each with its share of CPU threads and one GPU."""
+    """Worker processes (spawned: CUDA-safe), one GPU each when GPUs are present."""
     ctx = multiprocessing.get_context("spawn")
     gpus = _gpu_count()
     gpu_queue = None
@@ -173,8 +176,24 @@ def _process_pool(jobs: int) -> ProcessPoolExecutor:
         gpu_queue = ctx.Manager().Queue()
         for i in range(jobs):
             gpu_queue.put(i % gpus)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, gpu_queue))
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(gpu_queue,))
+
+
+def submitit_executor(study: Study, study_dir: Path) -> Any:
+    """A submitit executor for `cluster.executor` slurm or submitit-local (pip install kd-ls[slurm])."""
+    try:
+        import submitit
+    except ImportError:
+        raise StudyError("study.cluster.executor: needs submitit; pip install 'kd-ls[slurm]'") from None
+    c = study.cluster
+    kind = "slurm" if c.executor == "slurm" else "local"
+    executor = submitit.AutoExecutor(folder=c.folder or str(study_dir / "submitit"), cluster=kind)
+    params: dict[str, Any] = {"timeout_min": c.timeout_min, "cpus_per_task": c.cpus_per_task,
+                              "gpus_per_node": c.gpus_per_node, "mem_gb": c.mem_gb, "name": f"kd-ls-{study.name}"}
+    if kind == "slurm":
+        params.update(slurm_partition=c.partition, slurm_additional_parameters=c.slurm_additional_parameters)
+    executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+    return executor
 
 
 def execute_study(
@@ -210,7 +229,8 @@ def execute_study(
 
     pool = _process_pool(jobs) if executor is None and jobs > 1 else None
     submit = (executor or pool).submit if (executor or pool) else None
-    capacity = jobs if submit else 1
+    capacity = study.cluster.max_parallel if executor else jobs
+    threads = study.cluster.cpus_per_task if executor else max(1, (os.cpu_count() or 1) // jobs)
     try:
         while pending or running:
             for run in list(pending):
@@ -225,9 +245,9 @@ def execute_study(
                     continue
                 notify("start", run, None)
                 if submit is None:
-                    notify("end", run, execute_run(study, run, study_dir))
+                    notify("end", run, execute_run(study, run, study_dir, threads))
                 else:
-                    running[run.run_id] = (run, submit(execute_run, study, run, study_dir))
+                    running[run.run_id] = (run, submit(execute_run, study, run, study_dir, threads))
             for run_id, (run, job) in list(running.items()):
                 if job.done():
                     del running[run_id]

@@ -20,6 +20,7 @@ from kd_ls.lit import OPTIMIZERS, SCHEDULES
 from kd_ls.models import create_model
 
 LOGGERS = ("csv", "wandb")
+EXECUTORS = ("local", "slurm", "submitit-local")
 
 
 class StudyError(ValueError):
@@ -71,6 +72,22 @@ class WandbSettings:
 
 
 @dataclass
+class Cluster:
+    """Where runs execute: here (`local`), on SLURM through submitit (`slurm`), or through
+    submitit's local executor (`submitit-local`, for testing a cluster set-up on one machine)."""
+
+    executor: str = "local"
+    folder: Optional[str] = None
+    max_parallel: int = 8
+    timeout_min: int = 120
+    cpus_per_task: int = 4
+    gpus_per_node: int = 0
+    mem_gb: float = 16.0
+    partition: Optional[str] = None
+    slurm_additional_parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Study:
     """A whole teacher/student grid."""
 
@@ -90,6 +107,7 @@ class Study:
     wandb: WandbSettings = field(default_factory=WandbSettings)
     trainer: dict[str, Any] = field(default_factory=dict)
     teacher_cache: bool = True
+    cluster: Cluster = field(default_factory=Cluster)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (what study.json stores)."""
@@ -170,6 +188,10 @@ def validate(study: Study) -> Study:
     _require(bool(study.name.strip()), "study.name: must not be empty")
     _require(study.dataset.name in DATASETS,
              f"study.dataset.name: {study.dataset.name!r} is unknown; choose one of: {', '.join(DATASETS)}")
+    try:  # data modules load lazily: building one checks options and paths, not the data itself
+        DATASETS[study.dataset.name](**study.dataset.options)
+    except (TypeError, ValueError, FileNotFoundError) as err:
+        raise StudyError(f"study.dataset.options: {err}") from None
     shape = {"mnist1d": (1, 40), "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28)}.get(study.dataset.name)
     _check_recipe(study.teacher, "study.teacher", shape)
     _check_recipe(study.student, "study.student", shape)
@@ -188,6 +210,9 @@ def validate(study: Study) -> Study:
     _require(len(study.seeds) > 0, "study.seeds: must list at least one seed")
     _require(len(set(study.seeds)) == len(study.seeds), f"study.seeds: seeds must be distinct, got {study.seeds}")
     _require(study.logger in LOGGERS, f"study.logger: must be one of {', '.join(LOGGERS)}; got {study.logger!r}")
+    _require(study.cluster.executor in EXECUTORS,
+             f"study.cluster.executor: must be one of {', '.join(EXECUTORS)}; got {study.cluster.executor!r}")
+    _require(study.cluster.max_parallel >= 1, f"study.cluster.max_parallel: must be >= 1, got {study.cluster.max_parallel}")
     return study
 
 
