@@ -107,3 +107,29 @@ def test_submitit_local_executor_gives_the_same_results(reference_study, tmp_pat
     run_study(study, progress=False)
     assert results(tmp_path / "submitit") == results(reference_study)
     assert list((tmp_path / "submitit" / "submitit").glob("*_log.out"))
+
+
+def test_tampered_files_are_detected_and_redone(reference_study, tmp_path):
+    import shutil
+
+    from kd_ls.study import runner
+
+    study_dir = tmp_path / "copy"
+    shutil.copytree(reference_study, study_dir)
+    rows = results(study_dir)
+    teacher = next(r["run_id"] for r in rows if r["role"] == "teacher")
+    student = next(r["run_id"] for r in rows if r["role"] == "student" and r["teacher_id"] != teacher)
+    ckpt = study_dir / "runs" / teacher / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated checkpoint
+    metrics = study_dir / "runs" / student / "metrics.json"
+    metrics.write_text(metrics.read_text().replace('"test/acc": 0', '"test/acc": 1'))  # edited metrics
+    events = []
+    study = tiny(study_dir)
+    runner.execute_study(study, study_dir, jobs=2, on_event=lambda kind, run, rec: events.append((kind, run.run_id, rec)))
+    redone = {run_id: rec["reason"] for kind, run_id, rec in events if kind == "redo"}
+    its_students = {r["run_id"] for r in rows if r["teacher_id"] == teacher}
+    assert redone == {teacher: "checkpoint does not match its recorded SHA-256",
+                      student: "metrics.json does not match its recorded SHA-256",
+                      **{s: "teacher checkpoint does not match its recorded SHA-256" for s in its_students}}
+    main(["report", str(study_dir)])
+    assert results(study_dir) == rows  # redone deterministically: same numbers as before

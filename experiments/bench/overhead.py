@@ -50,7 +50,6 @@ import ast
 import inspect
 import json
 import logging
-import math
 import os
 import statistics
 import sys
@@ -59,14 +58,20 @@ import time
 import warnings
 from typing import Any, Callable, Optional
 
-import pytorch_lightning as pl
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+# Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1, after which every
+# torch.cuda.is_available() call (AdamW.step makes one per step) dlopens NVML, ~50 us on a
+# machine without a GPU. A plain script never imports Lightning, so the plain loop runs with
+# the variable as it was before (see run_plain).
+NVML_CHECK_BEFORE_LIGHTNING = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
 
-from kd_ls.data import MNIST1D
-from kd_ls.lit import ClassifierModule, Student, Teacher, lr_factor_fn
-from kd_ls.losses import distillation_loss, label_smoothing_cross_entropy
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+
+from kd_ls.data import MNIST1D  # noqa: E402
+from kd_ls.lit import ClassifierModule, Student, Teacher, lr_factor_fn  # noqa: E402
+from kd_ls.losses import distillation_loss, label_smoothing_cross_entropy  # noqa: E402
 
 SETUPS = ("student_alone", "distill_cache")
 
@@ -245,8 +250,34 @@ def plain_loss_fn(args: argparse.Namespace, setup: str) -> Callable[[Tensor, Ten
     return kd
 
 
+class plain_environment:
+    """Context: PYTORCH_NVML_BASED_CUDA_CHECK as it was before Lightning was imported."""
+
+    def __enter__(self) -> None:
+        self.saved = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
+        set_env("PYTORCH_NVML_BASED_CUDA_CHECK", NVML_CHECK_BEFORE_LIGHTNING)
+
+    def __exit__(self, *exc: Any) -> None:
+        set_env("PYTORCH_NVML_BASED_CUDA_CHECK", self.saved)
+
+
+def set_env(name: str, value: Optional[str]) -> None:
+    """Set or (None) unset an environment variable."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 def run_plain(args: argparse.Namespace, setup: str, device: torch.device, cache: Optional[Tensor]) -> dict[str, Any]:
     """The plain PyTorch loop over the same batches, model, optimizer, schedule and steps."""
+    if args.plain_env == "plain":
+        with plain_environment():
+            return _run_plain(args, setup, device, cache)
+    return _run_plain(args, setup, device, cache)
+
+
+def _run_plain(args: argparse.Namespace, setup: str, device: torch.device, cache: Optional[Tensor]) -> dict[str, Any]:
     epochs = args.warmup_epochs + args.epochs
     pl.seed_everything(args.seed, verbose=False)
     dm = make_data(args, device)
@@ -314,6 +345,9 @@ def main(argv: Optional[list[str]] = None) -> None:
                         "is then meaningful; 0 keeps torch's default)")
     p.add_argument("--plain-loss", default="torch", choices=["torch", "kdls"],
                    help="plain loop's loss: torch.nn.functional (default) or kd-ls's loss functions")
+    p.add_argument("--plain-env", default="plain", choices=["plain", "lightning"],
+                   help="plain loop's environment: as without Lightning (default), or with the "
+                        "PYTORCH_NVML_BASED_CUDA_CHECK=1 that importing Lightning sets")
     p.add_argument("--trainer-flag", action="append", default=[], metavar="KEY=VALUE",
                    help="extra pl.Trainer argument for the kd-ls side, e.g. log_every_n_steps=1000")
     p.add_argument("--seed", type=int, default=0)
@@ -384,6 +418,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "lightning": pl.__version__, "batch_size": args.batch_size, "epochs_timed": args.epochs,
         "warmup_epochs": args.warmup_epochs, "repeats": args.repeats, "plain_loss": args.plain_loss,
+        "plain_env": args.plain_env,
         "trainer_flags": parse_flags(args.trainer_flag), "target_ratio": 1.10, "results": results,
     }
     print(json.dumps(out, indent=2))

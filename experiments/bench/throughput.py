@@ -27,7 +27,8 @@ Both sides use the same network, batch size, optimizer and schedule, and the sam
 ``--precision`` (``bf16-mixed``: Lightning's precision plugin vs ``torch.autocast``),
 ``--channels-last`` and ``--compile`` options. Timing: ``--warmup-steps`` untimed steps
 (data-loader start-up, cuDNN autotuning, compilation), then ``--steps`` timed optimizer
-steps, bracketed by ``torch.cuda.synchronize`` on a GPU; images/s = steps x batch / seconds.
+steps, bracketed by ``torch.cuda.synchronize`` on a GPU; images/s = steps x batch / seconds;
+``--repeats`` alternates the ways and reports the median run.
 Printed as JSON with every setup's images/s and the ratios kdls / common (GPU targets:
 resnet56 >= 3x) and cache / online (GPU target: >= 1.5x). This is a benchmark, not a test.
 
@@ -45,7 +46,6 @@ import argparse
 import inspect
 import json
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -266,11 +266,20 @@ def run_common(args: argparse.Namespace, device: torch.device, net_name: str,
 
 # ---- the setups --------------------------------------------------------------------------------------
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median images/s (upper median), plus every repeat's images/s."""
+    ordered = sorted(runs, key=lambda r: r["images_per_s"])
+    return {**ordered[len(ordered) // 2], "repeats_images_per_s": [round(r["images_per_s"], 2) for r in runs]}
+
+
 def bench_teacher(args: argparse.Namespace, device: torch.device, net: str, folder: str) -> dict[str, Any]:
-    """A teacher trained with cross-entropy: kd-ls vs common recipe."""
-    torch.manual_seed(0)
-    kdls = run_kdls(args, device, Teacher(**recipe_kwargs(args, net)), folder)
-    common = run_common(args, device, net)
+    """A teacher trained with cross-entropy: kd-ls vs common recipe, alternating, `--repeats` times."""
+    kdls_runs, common_runs = [], []
+    for _ in range(args.repeats):
+        torch.manual_seed(0)
+        kdls_runs.append(run_kdls(args, device, Teacher(**recipe_kwargs(args, net)), folder))
+        common_runs.append(run_common(args, device, net))
+    kdls, common = median_run(kdls_runs), median_run(common_runs)
     return {"kdls": kdls, "common": common, "ratio_kdls_over_common": kdls["images_per_s"] / common["images_per_s"]}
 
 
@@ -278,16 +287,24 @@ def bench_distill(args: argparse.Namespace, device: torch.device, folder: str) -
     """resnet56 -> resnet20: kd-ls online teacher, kd-ls cache, common recipe online teacher."""
     ckpt = write_teacher_ckpt(args.distill_teacher, folder)
     distill = dict(teacher_ckpt=ckpt, temperature=args.temperature, beta=args.beta)
-    torch.manual_seed(0)
-    online = run_kdls(args, device, Student(**recipe_kwargs(args, args.distill_student), **distill), folder)
-    torch.manual_seed(0)
-    cached = run_kdls(args, device, Student(**recipe_kwargs(args, args.distill_student), **distill,
-                                            teacher_cache=True), folder)
-    # the cache build happens in Student.on_fit_start; the online run's gap is the baseline
-    cached["cache_build_s"] = cached["pre_train_s"] - online["pre_train_s"]
-    common = run_common(args, device, args.distill_student, ckpt)
+    online_runs, cached_runs, common_runs = [], [], []
+    cache_build_s = None
+    for _ in range(args.repeats):
+        torch.manual_seed(0)
+        student = Student(**recipe_kwargs(args, args.distill_student), **distill)
+        online_runs.append(run_kdls(args, device, student, folder))
+        torch.manual_seed(0)
+        student = Student(**recipe_kwargs(args, args.distill_student), **distill, teacher_cache=True)
+        cached_runs.append(run_kdls(args, device, student, folder))
+        if cache_build_s is None:
+            # Built in Student.on_fit_start of the first cached run (later runs load the file);
+            # the online run's on_fit_start -> on_train_start gap is the baseline.
+            cache_build_s = cached_runs[0]["pre_train_s"] - online_runs[0]["pre_train_s"]
+        common_runs.append(run_common(args, device, args.distill_student, ckpt))
+    online, cached, common = median_run(online_runs), median_run(cached_runs), median_run(common_runs)
     return {
-        "teacher": args.distill_teacher, "student": args.distill_student,
+        "teacher": args.distill_teacher, "student": args.distill_student, "cache_build_s": cache_build_s,
+        "cache_views": make_datamodule(args).num_views,
         "kdls_online": online, "kdls_cache": cached, "common_online": common,
         "ratio_cache_over_online": cached["images_per_s"] / online["images_per_s"],
         "ratio_kdls_online_over_common": online["images_per_s"] / common["images_per_s"],
@@ -303,6 +320,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--steps", type=int, default=100, help="timed optimizer steps per run")
     p.add_argument("--warmup-steps", type=int, default=5, help="untimed steps before the timed ones")
+    p.add_argument("--repeats", type=int, default=1, help="runs per setup (alternating); the median is reported")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--precision", default="32", choices=["32", "bf16-mixed"])
     p.add_argument("--channels-last", action="store_true", help="NHWC networks and inputs (both sides)")
@@ -315,8 +333,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--temperature", type=float, default=4.0)
     p.add_argument("--beta", type=float, default=0.9)
     args = p.parse_args(argv)
-    if args.steps < 1 or args.warmup_steps < 1:
-        p.error("--steps and --warmup-steps must be >= 1")
+    if min(args.steps, args.warmup_steps, args.repeats) < 1:
+        p.error("--steps, --warmup-steps and --repeats must be >= 1")
     if not os.path.exists(args.data):
         p.error(f"--data: '{args.data}' does not exist (run from the repository root or pass the path)")
     if args.threads:
@@ -348,13 +366,13 @@ def main(argv: Optional[list[str]] = None) -> None:
                                            "kdls_cache": d["kdls_cache"]["images_per_s"],
                                            "common_online": d["common_online"]["images_per_s"],
                                            "cache_over_online": d["ratio_cache_over_online"],
-                                           "cache_build_s": d["kdls_cache"]["cache_build_s"]}
+                                           "cache_build_s": d["cache_build_s"]}
     out = {
         "benchmark": "kd-ls Lightning loop (device-resident data) vs torchvision transforms + DataLoader + plain loop",
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(), "torch": torch.__version__, "lightning": pl.__version__,
         "data": args.data, "max_per_class": args.max_per_class, "train_images": train_images,
-        "batch_size": args.batch_size, "steps": args.steps, "warmup_steps": args.warmup_steps,
+        "batch_size": args.batch_size, "steps": args.steps, "warmup_steps": args.warmup_steps, "repeats": args.repeats,
         "precision": args.precision, "channels_last": args.channels_last, "compile": args.compile,
         "workers": args.workers, "targets_gpu": {"resnet56_kdls_over_common": 3.0, "cache_over_online": 1.5},
         "summary": summary, "results": results,

@@ -113,8 +113,10 @@ def plot_reliability_diagram(
     axes = figure.add_subplot(1, 1, 1)
     axes.bar(left, acc, width=width, align="edge", color="tab:blue", edgecolor="black",
              linewidth=0.5, label="accuracy")
-    axes.bar(left, [c - a for a, c in zip(acc, conf)], bottom=acc, width=width, align="edge",
-             color="tab:red", alpha=0.3, edgecolor="tab:red", linewidth=0.5, label="gap to confidence")
+    # Hatched outline, not a fill: when accuracy exceeds confidence the gap lies inside the bar.
+    axes.bar(left, [abs(c - a) for a, c in zip(acc, conf)], bottom=[min(a, c) for a, c in zip(acc, conf)],
+             width=width, align="edge", fill=False, hatch="//", edgecolor="tab:red", linewidth=0.8,
+             label="gap to confidence")
     axes.plot([0, 1], [0, 1], linestyle="--", color="gray", linewidth=1)
     if "ece" in data:
         axes.text(0.04, 0.92, f"ECE = {float(data['ece']):.4f}", transform=axes.transAxes)

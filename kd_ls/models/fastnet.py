@@ -65,7 +65,10 @@ class FastNet(ClassifierNet):
         super().__init__()
         channels, height, width = input_shape
         if not widths or min(widths) < 1 or stem_width < 1:
-            raise ValueError(f"fastnet needs non-empty positive widths and stem_width >= 1; got {tuple(widths)}, {stem_width}")
+            raise ValueError(
+                f"fastnet needs non-empty positive widths and stem_width >= 1; got widths={tuple(widths)}, "
+                f"stem_width={stem_width}"
+            )
         if scale <= 0:
             raise ValueError(f"fastnet scale must be > 0, got {scale!r}")
         if min(height, width) < 2 ** len(widths):

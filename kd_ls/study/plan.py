@@ -83,7 +83,7 @@ def plan_study(study: Study) -> list[PlannedRun]:
             teacher = _make(TEACHER, seed, alpha, None, None,
                             _base_config(study, study.teacher, seed, lit + "Teacher", teacher_args))
             teachers.append(teacher)
-            for t in study.temperatures:
+            for t in study.temperatures if alpha == 0 or study.ls_temperatures is None else study.ls_temperatures:
                 student_args = {"temperature": t, "beta": study.beta, "soften_student": study.soften_student,
                                 "teacher_cache": study.teacher_cache}
                 config = _base_config(study, study.student, seed, lit + "Student", student_args)

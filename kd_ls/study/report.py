@@ -69,4 +69,24 @@ def write_report(study_dir: Path) -> dict[str, Any]:
     plot_student_accuracy_vs_temperature(rows, plots / "student_accuracy_vs_temperature.png")
     plot_teacher_vs_alpha(rows, plots / "teacher_vs_alpha.png")
     plot_tightness_vs_alpha(rows, plots / "tightness_vs_alpha.png", metrics=TIGHTNESS)
+    analyze_first_seed_teachers(study_dir, rows)
     return verdict
+
+
+def analyze_first_seed_teachers(study_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """`kd-ls analyze` on each alpha's teacher of the first seed: Müller projection of the
+    first three classes, reliability diagram, mutual information, into analysis/teacher_alpha<a>/."""
+    from kd_ls.analyze import analyze_checkpoint, datamodule_from_config
+
+    teachers = [r for r in rows if r["role"] == "teacher" and r["status"] == "done"]
+    if not teachers:
+        return
+    first_seed = min(r["seed"] for r in teachers)
+    for row in teachers:
+        if row["seed"] != first_seed:
+            continue
+        out = study_dir / "analysis" / f"teacher_alpha{row['alpha']:g}"
+        if (out / "metrics.json").is_file():
+            continue  # analysis of a finished teacher does not change
+        folder = study_dir / "runs" / row["run_id"]
+        analyze_checkpoint(str(folder / "checkpoints" / "last.ckpt"), datamodule_from_config(folder / "config.yaml"), out)

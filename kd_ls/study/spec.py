@@ -89,7 +89,10 @@ class Cluster:
 
 @dataclass
 class Study:
-    """A whole teacher/student grid."""
+    """A whole teacher/student grid.
+
+    Teachers with alpha > 0 are distilled at `ls_temperatures` when given (Müller's protocol:
+    plain teachers at many T, LS teachers at T = 1), else at `temperatures` like the plain one."""
 
     name: str = "study"
     dataset: Dataset = field(default_factory=Dataset)
@@ -98,6 +101,7 @@ class Study:
     alphas: list[float] = field(default_factory=lambda: [0.0, 0.1])
     convention: str = "uniform"
     temperatures: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    ls_temperatures: Optional[list[float]] = None
     beta: float = 1.0
     soften_student: bool = True
     baselines: Baselines = field(default_factory=Baselines)
@@ -204,6 +208,10 @@ def validate(study: Study) -> Study:
     _require(len(study.temperatures) > 0, "study.temperatures: must list at least one value")
     for i, t in enumerate(study.temperatures):
         _require(t > 0, f"study.temperatures[{i}]: must be > 0, got {t}")
+    for i, t in enumerate(study.ls_temperatures or []):
+        _require(t > 0, f"study.ls_temperatures[{i}]: must be > 0, got {t}")
+    _require(study.ls_temperatures is None or len(study.ls_temperatures) > 0,
+             "study.ls_temperatures: must list at least one value (or be null: same as temperatures)")
     _require(0.0 <= study.beta <= 1.0, f"study.beta: must be in [0, 1], got {study.beta}")
     _require(0.0 <= study.baselines.ls_alpha < 1.0,
              f"study.baselines.ls_alpha: must be in [0, 1), got {study.baselines.ls_alpha}")
