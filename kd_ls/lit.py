@@ -98,6 +98,9 @@ class ClassifierModule(pl.LightningModule):
             self.net.compile()
         self.criterion = LabelSmoothingLoss(num_classes, alpha, convention)
         self.num_classes = num_classes
+        # Called here, it records every argument of this class and of the subclass whose
+        # __init__ called it, defaults included (Lightning walks the __init__ frames).
+        self.save_hyperparameters()
         self.outputs: dict[str, SplitOutputs] = {}
         self._epoch: dict[str, list[tuple[Tensor, ...]]] = {}
         self._loss_sum: Optional[Tensor] = None
@@ -266,10 +269,6 @@ class Teacher(ClassifierModule):
     temperature, and Müller's smoothness index at each of `report_temperatures`.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.save_hyperparameters()
-
     def test_metrics(self, test: SplitOutputs, extra: list[Tensor]) -> dict[str, float]:
         """Cluster tightness, calibration after temperature scaling, smoothness indices."""
         values = super().test_metrics(test, extra)
@@ -331,7 +330,6 @@ class Student(ClassifierModule):
         super().__init__(*args, **kwargs)
         check_temperature(temperature)
         check_range("beta", beta, 0.0, 1.0, closed_high=True)
-        self.save_hyperparameters()
         self.teacher = load_teacher(teacher_ckpt, self.num_classes) if teacher_ckpt else None
         self.logit_cache: Optional[Tensor] = None
         # The teacher's weights live in its own checkpoint; the student's file stays small.

@@ -128,3 +128,12 @@ def test_distillation_loss_zero_when_logits_agree_and_batchmean(batch):
 def test_bad_arguments_name_the_argument_and_range(batch, call, match):
     with pytest.raises(ValueError, match=match):
         call(*batch)
+
+
+@pytest.mark.parametrize("convention", ["uniform", "others", "adaptive"])
+def test_module_at_alpha_zero_is_plain_cross_entropy(batch, convention):
+    logits, y = batch
+    y = y.clone()
+    y[0] = -100
+    ref = label_smoothing_cross_entropy(logits, y, 0.0, convention)  # explicit targets
+    assert torch.allclose(LabelSmoothingLoss(10, 0.0, convention)(logits, y), ref, atol=1e-6)

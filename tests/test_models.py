@@ -16,6 +16,10 @@ CASES = [
     ("mlp", (1, 8, 8), 4, {"widths": (800, 800), "dropout": 0.1}),
     ("conv1d", (1, 40), 4, {}),
     ("alexnet_cifar", IMG, 4, {}),
+    ("fastnet", IMG, 4, {}),
+    ("fastnet", (1, 28, 28), 2, {"widths": (16, 32), "stem_width": 8, "scale": 1.0}),
+    ("fastnet_small", IMG, 4, {}),
+    ("fastnet_small", (3, 8, 8), 2, {}),
     ("resnet20", IMG, 4, {}),
     ("resnet20", (1, 8, 8), 4, {}),
     ("resnet32", IMG, 4, {}),
@@ -72,7 +76,7 @@ def test_classifier_interface(case):
     assert torch.allclose(recomposed, logits, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "wrn_16_2", "alexnet_cifar", "resnet8x4"])
+@pytest.mark.parametrize("name", ["resnet20", "wrn_16_2", "alexnet_cifar", "resnet8x4", "fastnet", "fastnet_small"])
 def test_channels_last_matches_contiguous(name):
     torch.manual_seed(0)
     model = create_model(name, 10, IMG).eval()

@@ -27,6 +27,7 @@ import torch
 from sklearn import metrics as skm
 
 from kd_ls import metrics as M
+from timing import sync  # experiments/bench/timing.py
 
 N_CLASSES = 10
 
@@ -63,20 +64,15 @@ def blobs(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return centres[labels] + torch.randn(n, d, generator=g), labels
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_ours(metric: Callable[[], torch.Tensor], device: torch.device, repeat: int) -> tuple[float, float]:
     """(minimum seconds over `repeat` timed runs after one warm-up, value)."""
     value = float(metric())
     best = float("inf")
     for _ in range(repeat):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         metric()
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - start)
     return best, value
 

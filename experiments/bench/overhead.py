@@ -30,17 +30,19 @@ clock starts at the first timed epoch's ``on_train_epoch_start`` and stops at
 is timed over the same epochs. Data loading, model building, the teacher checkpoint and the
 logit-cache build are outside the clock. Repeats alternate plain / bare / kd-ls so drifting
 machine load affects all alike; the JSON reports every repeat, the medians and the ratio
-kd-ls / plain (the issue's target: <= 1.10). Times are ``torch.cuda.synchronize``d on a GPU. Process CPU time is
-reported beside wall-clock time: with one thread (the default, ``--threads 1``) it is nearly
-immune to other processes sharing the machine.
-This is a benchmark, not a test.
+kd-ls / plain (the issue's target: <= 1.10). Times are ``torch.cuda.synchronize``d on a
+GPU. Process CPU time is reported beside wall-clock time: with one thread (the default,
+``--threads 1``) it barely depends on other processes time-sharing the machine. The plain
+loop runs without the PYTORCH_NVML_BASED_CUDA_CHECK=1 that importing Lightning sets
+(``--plain-env``; see NVML_CHECK_BEFORE_LIGHTNING). This is a benchmark, not a test.
 
-    # CPU (2 threads), default settings
+    # CPU, one thread, default settings (about a minute)
     python experiments/bench/overhead.py
-    # more repeats, a Trainer flag, cProfile of one extra kd-ls run
-    python experiments/bench/overhead.py --repeats 7 --trainer-flag log_every_n_steps=1000 --profile prof.out
+    # more repeats, larger batches, a Trainer flag, cProfile of one extra kd-ls fit per setup
+    python experiments/bench/overhead.py --repeats 9 --batch-size 512 \
+        --trainer-flag log_every_n_steps=1000 --profile /tmp/overhead.prof
     # GPU
-    python experiments/bench/overhead.py --device cuda
+    python experiments/bench/overhead.py --device cuda --threads 0
 """
 
 from __future__ import annotations
@@ -49,13 +51,11 @@ import argparse
 import ast
 import inspect
 import json
-import logging
 import os
 import statistics
 import sys
 import tempfile
 import time
-import warnings
 from typing import Any, Callable, Optional
 
 # Importing Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1, after which every
@@ -72,22 +72,10 @@ from torch import Tensor, nn  # noqa: E402
 from kd_ls.data import MNIST1D  # noqa: E402
 from kd_ls.lit import ClassifierModule, Student, Teacher, lr_factor_fn  # noqa: E402
 from kd_ls.losses import distillation_loss, label_smoothing_cross_entropy  # noqa: E402
+from kd_ls.study.runner import quiet_lightning  # noqa: E402
+from timing import sync  # noqa: E402  (experiments/bench/timing.py)
 
 SETUPS = ("student_alone", "distill_cache")
-
-
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work (no-op on the CPU), so wall-clock times are complete."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def quiet() -> None:
-    """Silence Lightning's per-fit chatter (GPU/TPU info lines, hints)."""
-    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="pytorch_lightning")
-    warnings.filterwarnings("ignore", module="lightning_fabric")
 
 
 def parse_flags(pairs: list[str]) -> dict[str, Any]:
@@ -361,7 +349,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     for s in setups:
         if s not in SETUPS:
             p.error(f"--setups: unknown setup {s!r}; choose from {SETUPS}")
-    quiet()
+    quiet_lightning()
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="kdls-overhead-") as folder:

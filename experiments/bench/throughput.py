@@ -45,12 +45,10 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import logging
 import os
 import sys
 import tempfile
 import time
-import warnings
 from contextlib import nullcontext
 from typing import Any, Callable, Optional
 
@@ -63,26 +61,14 @@ from torch import Tensor, nn
 from kd_ls.data import ImageFolder
 from kd_ls.lit import ClassifierModule, Student, Teacher, lr_factor_fn
 from kd_ls.models import create_model
+from kd_ls.study.runner import quiet_lightning  # noqa: E402
+from timing import sync  # noqa: E402  (experiments/bench/timing.py)
 
 DEFAULT_DATA = "../shared/datasets/cifar10-jpeg.tar.gz"
 CIFAR_SHAPE = (3, 32, 32)
 
 
 # ---- shared helpers ----------------------------------------------------------------------------
-
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work (no-op on the CPU), so wall-clock times are complete."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def quiet() -> None:
-    """Silence Lightning's per-fit chatter."""
-    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="pytorch_lightning")
-    warnings.filterwarnings("ignore", module="lightning_fabric")
-
 
 def resolve_device(name: str) -> torch.device:
     """auto -> cuda when available, else cpu."""
@@ -163,7 +149,7 @@ def run_kdls(args: argparse.Namespace, device: torch.device, module: ClassifierM
         accelerator=device.type, devices=1, max_steps=args.warmup_steps + args.steps, max_epochs=-1,
         precision=args.precision, enable_progress_bar=False, logger=False, enable_checkpointing=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=folder,
-        callbacks=[clock],
+        benchmark=device.type == "cuda", callbacks=[clock],
     )
     trainer.fit(module, make_datamodule(args))
     images = args.steps * args.batch_size
@@ -342,11 +328,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    quiet()
+    quiet_lightning()
     probe = make_datamodule(args)
-    n_train = probe.loader("train")
+    batches_per_epoch = len(probe.loader("train"))  # decodes the archive once if not cached yet
     train_images = int(probe.splits["train"][1].shape[0])
-    if len(n_train) < 1:
+    if batches_per_epoch < 1:
         p.error("--batch-size is larger than the training split; raise --max-per-class")
 
     results: dict[str, Any] = {"teachers": {}}
@@ -366,6 +352,7 @@ def main(argv: Optional[list[str]] = None) -> None:
                                            "kdls_cache": d["kdls_cache"]["images_per_s"],
                                            "common_online": d["common_online"]["images_per_s"],
                                            "cache_over_online": d["ratio_cache_over_online"],
+                                           "kdls_online_over_common": d["ratio_kdls_online_over_common"],
                                            "cache_build_s": d["cache_build_s"]}
     out = {
         "benchmark": "kd-ls Lightning loop (device-resident data) vs torchvision transforms + DataLoader + plain loop",

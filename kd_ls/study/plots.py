@@ -139,8 +139,13 @@ def plot_tightness_vs_alpha(
     present = [m for m in metrics if any(metric_interval(cell, m).n > 0 for cell in cells.values())]
     if not present:
         return None
-    figure = Figure(figsize=(4.5 * len(present), 4), layout="constrained")
-    for axes, metric in zip(figure.subplots(1, len(present), squeeze=False)[0], present):
+    cols = min(3, len(present))
+    rows = -(-len(present) // cols)
+    figure = Figure(figsize=(4.5 * cols, 3.6 * rows), layout="constrained")
+    grid = figure.subplots(rows, cols, squeeze=False).flatten()
+    for unused in grid[len(present):]:
+        unused.set_visible(False)
+    for axes, metric in zip(grid, present):
         _teacher_axes(axes, cells, metric, metric, 1.0)
         axes.set_xlabel("teacher label smoothing alpha")
         axes.set_ylabel(metric)
