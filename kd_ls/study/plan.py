@@ -51,6 +51,8 @@ def _model_args(recipe: Recipe) -> dict[str, Any]:
         "lr": recipe.lr, "momentum": recipe.momentum, "nesterov": recipe.nesterov,
         "weight_decay": recipe.weight_decay, "schedule": recipe.schedule, "milestones": recipe.milestones,
         "gamma": recipe.gamma, "warmup_epochs": recipe.warmup_epochs,
+        # Speed switches only when on, so existing studies keep their run ids (and finished runs).
+        **{k: True for k in ("channels_last", "compile") if getattr(recipe, k)},
     }
 
 
@@ -72,10 +74,23 @@ def _make(role: str, seed: int, alpha: float, temperature: Optional[float], teac
     return PlannedRun(run_id, role, seed, alpha, temperature, teacher_id, config)
 
 
+def use_teacher_cache(study: Study) -> bool:
+    """The study's teacher_cache, or (auto) whether caching is cheaper than the online teacher.
+
+    The cache costs one teacher pass per augmentation view over the training data; the online
+    teacher costs one pass per student epoch, for every student of that teacher."""
+    if study.teacher_cache is not None:
+        return study.teacher_cache
+    views = DATASETS[study.dataset.name](**study.dataset.options).num_views
+    students_per_teacher = max(len(study.temperatures), len(study.ls_temperatures or []))
+    return views <= students_per_teacher * study.student.epochs
+
+
 def plan_study(study: Study) -> list[PlannedRun]:
     """Every run of the study, teachers before the students that depend on them."""
     lit = "kd_ls.lit."
     teachers, students, baselines = [], [], []
+    cache = use_teacher_cache(study)
     for seed in study.seeds:
         for alpha in study.alphas:
             teacher_args = {"alpha": alpha, "convention": study.convention,
@@ -85,7 +100,7 @@ def plan_study(study: Study) -> list[PlannedRun]:
             teachers.append(teacher)
             for t in study.temperatures if alpha == 0 or study.ls_temperatures is None else study.ls_temperatures:
                 student_args = {"temperature": t, "beta": study.beta, "soften_student": study.soften_student,
-                                "teacher_cache": study.teacher_cache}
+                                "teacher_cache": cache}
                 config = _base_config(study, study.student, seed, lit + "Student", student_args)
                 students.append(_make(STUDENT, seed, alpha, t, teacher.run_id, config))
         baseline_alphas = ([0.0] if study.baselines.alone else []) + (

@@ -44,6 +44,8 @@ class Recipe:
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
     gamma: float = 0.1
     warmup_epochs: float = 0.0
+    channels_last: bool = False
+    compile: bool = False
 
 
 @dataclass
@@ -92,7 +94,9 @@ class Study:
     """A whole teacher/student grid.
 
     Teachers with alpha > 0 are distilled at `ls_temperatures` when given (Müller's protocol:
-    plain teachers at many T, LS teachers at T = 1), else at `temperatures` like the plain one."""
+    plain teachers at many T, LS teachers at T = 1), else at `temperatures` like the plain one.
+    `teacher_cache: null` (auto) caches teacher logits when that costs fewer teacher passes
+    than running the teacher online for all of its students (see plan.use_teacher_cache)."""
 
     name: str = "study"
     dataset: Dataset = field(default_factory=Dataset)
@@ -110,7 +114,7 @@ class Study:
     logger: str = "csv"
     wandb: WandbSettings = field(default_factory=WandbSettings)
     trainer: dict[str, Any] = field(default_factory=dict)
-    teacher_cache: bool = True
+    teacher_cache: Optional[bool] = None
     cluster: Cluster = field(default_factory=Cluster)
 
     def to_dict(self) -> dict[str, Any]:
