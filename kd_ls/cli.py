@@ -28,6 +28,8 @@ from kd_ls.tracking import close_wandb_runs
 
 CSV_LOGGER = "pytorch_lightning.loggers.CSVLogger"
 RICH_BAR = "pytorch_lightning.callbacks.RichProgressBar"
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse for kd-ls's own commands: a usage error is a ValueError, printed as one line."""
 

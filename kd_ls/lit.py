@@ -101,7 +101,6 @@ class ClassifierModule(pl.LightningModule):
         # Called here, it records every argument of this class and of the subclass whose
         # __init__ called it, defaults included (Lightning walks the __init__ frames).
         self.save_hyperparameters()
-        self.outputs: dict[str, SplitOutputs] = {}
         self._epoch: dict[str, list[tuple[Tensor, ...]]] = {}
         self._loss_sum: Optional[Tensor] = None
 
@@ -179,10 +178,9 @@ class ClassifierModule(pl.LightningModule):
 
     def _finish_eval(self, split: str, log: bool) -> None:
         logits, labels, features, *extra = self._gather(split)
-        out = SplitOutputs(logits, labels, features)
-        self.outputs[split] = out
         if not log:
             return
+        out = SplitOutputs(logits, labels, features)
         values = {"loss": self.objective(logits, labels, *extra[:1]).item()}
         values.update(classification_metrics(logits, labels))
         if split == "test":

@@ -25,6 +25,19 @@ if TYPE_CHECKING:
 RUN_FILES = ("config.yaml", "metrics.json", "provenance.json")
 
 
+class NoRun:
+    """Stands in for a wandb run when W&B cannot be used at all: every call does nothing."""
+
+    def __getattr__(self, name: str) -> "NoRun":
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "NoRun":
+        return self
+
+    def __str__(self) -> str:
+        return "no-wandb"
+
+
 def is_offline(run: Any) -> bool:
     """Whether a wandb run object logs offline."""
     return bool(getattr(run, "offline", False)) or getattr(run.settings, "mode", "") in ("offline", "dryrun")
@@ -67,13 +80,18 @@ class KDWandbLogger(WandbLogger):
         try:
             run = super().experiment
         except Exception as err:  # noqa: BLE001 - wandb raises many kinds; none may cost the run
-            if self._offline:
-                raise
-            warnings.warn(f"W&B unavailable ({type(err).__name__}: {str(err).splitlines()[0]}); "
-                          f"logging this run offline under {self.save_dir} (upload later with `wandb sync`)")
-            self._offline = True
-            self._wandb_init["mode"] = "offline"
-            run = super().experiment
+            if not self._offline:
+                warnings.warn(f"W&B unavailable ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                              f"logging this run offline under {self.save_dir} (upload later with `wandb sync`)")
+                self._offline = True
+                self._wandb_init["mode"] = "offline"
+            try:
+                run = super().experiment
+            except Exception as again:  # noqa: BLE001 - even offline W&B failed: go on without it
+                warnings.warn(f"W&B cannot log this run at all ({type(again).__name__}); "
+                              "continuing without W&B: the run folder keeps config, metrics and checkpoint")
+                self._experiment = NoRun()
+                return self._experiment
         if fresh and run is not None:
             extra = {**self.fields, "teacher_artifact": self.teacher_artifact}
             run.config.update({k: v for k, v in extra.items() if v is not None}, allow_val_change=True)
@@ -130,9 +148,17 @@ def log_study_summary(study: "Study", study_dir: Path) -> None:
 
     with open(study_dir / "results.csv") as f:
         rows = list(csv.reader(f))
-    mode = "offline" if study.wandb.offline else None
-    run = wandb.init(project=study.wandb.project, entity=study.wandb.entity, group=study.name, job_type="summary",
-                     name=f"{study.name}/summary", dir=str(study_dir), mode=mode, config=study.to_dict())
+    settings = dict(project=study.wandb.project, entity=study.wandb.entity, group=study.name, job_type="summary",
+                    name=f"{study.name}/summary", dir=str(study_dir), config=study.to_dict())
+    run = None
+    for mode in ([] if study.wandb.offline else [None]) + ["offline"]:
+        try:
+            run = wandb.init(mode=mode, **settings)
+            break
+        except Exception as err:  # noqa: BLE001 - the summary is a convenience; the files are the record
+            warnings.warn(f"W&B summary run failed ({type(err).__name__}) in mode {mode or 'online'}")
+    if run is None:
+        return
     payload: dict[str, Any] = {"results": wandb.Table(columns=rows[0], data=rows[1:])}
     for png in sorted((study_dir / "plots").glob("*.png")):
         payload[f"plots/{png.stem}"] = wandb.Image(str(png))

@@ -105,7 +105,7 @@ def test_wandb_offline_run_holds_config_and_summary(tmp_path):
         assert key in log, key
 
 
-def test_unreachable_wandb_falls_back_to_offline_and_loses_nothing(tmp_path, monkeypatch):
+def test_unreachable_wandb_falls_back_to_offline_and_loses_nothing(tmp_path, monkeypatch, request):
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
@@ -113,6 +113,7 @@ def test_unreachable_wandb_falls_back_to_offline_and_loses_nothing(tmp_path, mon
     import wandb
 
     wandb.teardown()  # wandb keeps process-wide settings: drop the offline ones of earlier tests
+    request.addfinalizer(wandb.teardown)  # ... and leave none of these to later tests
     with pytest.warns(UserWarning, match="W&B unavailable .*logging this run offline"):
         metrics = fit(TEACHER_CONFIG, tmp_path, "--trainer.logger", "WandbLogger", "--trainer.logger.project", "p",
                       "--trainer.max_epochs", "1")

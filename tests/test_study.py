@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import TINY_STUDY, results, tiny
 from kd_ls.cli import main
 from kd_ls.study import run_study
@@ -133,3 +135,21 @@ def test_tampered_files_are_detected_and_redone(reference_study, tmp_path):
                       **{s: "teacher checkpoint does not match its recorded SHA-256" for s in its_students}}
     main(["report", str(study_dir)])
     assert results(study_dir) == rows  # redone deterministically: same numbers as before
+
+
+def test_study_with_unreachable_wandb_loses_no_run(tmp_path, monkeypatch, request):
+    """Online W&B that cannot be reached: every run warns, logs offline or not at all, and finishes."""
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "3")
+    wandb.teardown()
+    request.addfinalizer(wandb.teardown)
+    study = tiny(tmp_path, logger="wandb", seeds=[0], alphas=[0.0], temperatures=[2.0])
+    study.baselines.ls_alpha = 0.0
+    with pytest.warns(UserWarning, match="W&B"):
+        run_study(study, progress=False)
+    rows = results(tmp_path)
+    assert len(rows) == 3 and all(r["status"] == "done" for r in rows)
