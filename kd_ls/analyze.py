@@ -33,7 +33,7 @@ from kd_ls.evaluation import (
     calibration_after_scaling,
     classification_metrics,
     cluster_metrics,
-    collect_outputs,
+    datamodule_outputs,
     smoothness_metrics,
     teacher_agreement_metrics,
 )
@@ -209,8 +209,8 @@ def analyze_checkpoint(
         raise ValueError(f"classes: need three distinct classes in 0..{num_classes - 1}, got {classes}")
 
     net = load_teacher(ckpt, num_classes).to(run_device)
-    outputs = _outputs(net, datamodule, split, run_device, with_features=True)
-    val = _outputs(net, datamodule, "val", run_device, with_features=False)
+    outputs = datamodule_outputs(net, datamodule, split, run_device)
+    val = datamodule_outputs(net, datamodule, "val", run_device, with_features=False)
 
     values = classification_metrics(outputs.logits, outputs.labels)
     values.update(calibration_after_scaling(outputs, val))
@@ -224,7 +224,7 @@ def analyze_checkpoint(
     teacher_ckpt = hparams.get("teacher_ckpt")
     if teacher_ckpt and Path(teacher_ckpt).is_file():
         teacher = load_teacher(teacher_ckpt, num_classes).to(run_device)
-        teacher_logits = _outputs(teacher, datamodule, split, run_device, with_features=False).logits
+        teacher_logits = datamodule_outputs(teacher, datamodule, split, run_device, with_features=False).logits
         values.update(teacher_agreement_metrics(outputs.logits, teacher_logits))
         saved["teacher_logits"] = teacher_logits.cpu()
     elif teacher_ckpt:
@@ -263,15 +263,6 @@ def _checkpoint_hparams(ckpt: str) -> dict[str, Any]:
     if "net" not in hparams or "num_classes" not in hparams:
         raise ValueError(f"CKPT: '{ckpt}' is not a kd-ls checkpoint (no 'net' hyper-parameter)")
     return hparams
-
-
-def _outputs(
-    net: nn.Module, dm: ArrayDataModule, split: str, device: torch.device, with_features: bool
-) -> SplitOutputs:
-    """The network's outputs on a split, batched and normalised as in training's evaluation."""
-    return collect_outputs(
-        net, dm.loader(split), lambda b: dm.on_after_batch_transfer(tuple(t.to(device) for t in b), 0), with_features
-    )
 
 
 def _mutual_information(

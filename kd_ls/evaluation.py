@@ -7,7 +7,7 @@ and the study, so every place reports the same quantities computed the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,13 @@ def collect_outputs(
         labels.append(y)
     net.train(was_training)
     return SplitOutputs(torch.cat(logits), torch.cat(labels), torch.cat(features) if features else None)
+
+
+def datamodule_outputs(net: nn.Module, dm: Any, split: str, device: torch.device,
+                       with_features: bool = True) -> SplitOutputs:
+    """`net`'s outputs on a kd-ls data module's split, batched and normalised as in evaluation."""
+    return collect_outputs(net, dm.loader(split),
+                           lambda b: dm.on_after_batch_transfer(tuple(t.to(device) for t in b), 0), with_features)
 
 
 def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:

@@ -21,7 +21,7 @@ from kd_ls.evaluation import (
     calibration_after_scaling,
     classification_metrics,
     cluster_metrics,
-    collect_outputs,
+    datamodule_outputs,
     smoothness_metrics,
     teacher_agreement_metrics,
 )
@@ -193,9 +193,7 @@ class ClassifierModule(pl.LightningModule):
 
     def val_outputs(self) -> SplitOutputs:
         """The current network's outputs on the whole val split (all ranks), computed afresh."""
-        dm = self.trainer.datamodule
-        out = collect_outputs(self.net, dm.val_dataloader(), lambda b: dm.on_after_batch_transfer(
-            tuple(t.to(self.device) for t in b), 0), with_features=False)
+        out = datamodule_outputs(self.net, self.trainer.datamodule, "val", self.device, with_features=False)
         if self.trainer.world_size > 1:
             return SplitOutputs(gather_ragged(self, out.logits), gather_ragged(self, out.labels))
         return out
