@@ -139,7 +139,7 @@ class KDLightningCLI(LightningCLI):
         values = self.collect_metrics()
         if self.trainer.is_global_zero:
             ckpt = os.path.join(self.run_dir, "checkpoints", "last.ckpt")
-            teacher = getattr(self.model.hparams, "teacher_ckpt", None) if hasattr(self.model, "hparams") else None
+            teacher = self.model.hparams.get("teacher_ckpt")
             seed = self.config[self.subcommand].get("seed_everything")
             atomic_write_json(os.path.join(self.run_dir, "provenance.json"),
                               run_provenance(seed, ckpt if os.path.isfile(ckpt) else None, teacher))

@@ -273,11 +273,6 @@ class Teacher(ClassifierModule):
         return values
 
 
-def channels_last_of(module: ClassifierModule) -> bool:
-    """Whether the module runs its networks in channels_last layout."""
-    return module.memory_format == torch.channels_last
-
-
 def load_teacher(path: str, num_classes: int) -> nn.Module:
     """A frozen network from a kd-ls checkpoint, checked to predict `num_classes` classes."""
     if not os.path.isfile(path):
@@ -332,7 +327,7 @@ class Student(ClassifierModule):
         check_temperature(temperature)
         check_range("beta", beta, 0.0, 1.0, closed_high=True)
         self.teacher = load_teacher(teacher_ckpt, self.num_classes) if teacher_ckpt else None
-        if self.teacher is not None and channels_last_of(self):
+        if self.teacher is not None and self.memory_format == torch.channels_last:
             self.teacher.to(memory_format=torch.channels_last)
         self.logit_cache: Optional[Tensor] = None
         # The teacher's weights live in its own checkpoint; the student's file stays small.

@@ -104,6 +104,12 @@ def innermost(err: BaseException) -> BaseException:
     return err
 
 
+def run_identity(run: PlannedRun) -> dict[str, Any]:
+    """The fields that say which run a record belongs to."""
+    return {"run_id": run.run_id, "role": run.role, "seed": run.seed, "alpha": run.alpha,
+            "temperature": run.temperature, "teacher_id": run.teacher_id}
+
+
 def execute_run(study: Study, run: PlannedRun, study_dir: Path, threads: Optional[int] = None) -> dict[str, Any]:
     """Train one run in this process; write and return its record (done or failed).
 
@@ -122,8 +128,7 @@ def execute_run(study: Study, run: PlannedRun, study_dir: Path, threads: Optiona
     folder.mkdir(parents=True)
     config_file = folder / "study_run.yaml"
     config_file.write_text(yaml.safe_dump(cli_config(study, run, study_dir), sort_keys=False))
-    record: dict[str, Any] = {"run_id": run.run_id, "role": run.role, "seed": run.seed, "alpha": run.alpha,
-                              "temperature": run.temperature, "teacher_id": run.teacher_id}
+    record = run_identity(run)
     start = time.perf_counter()
     try:
         KDLightningCLI(args=["fit", "--config", str(config_file)])
@@ -143,9 +148,7 @@ def execute_run(study: Study, run: PlannedRun, study_dir: Path, threads: Optiona
 
 def _record_failure(study_dir: Path, run: PlannedRun, error: str) -> dict[str, Any]:
     """Write and return a failed record for a run that could not run (or whose worker died)."""
-    record = {"run_id": run.run_id, "role": run.role, "seed": run.seed, "alpha": run.alpha,
-              "temperature": run.temperature, "teacher_id": run.teacher_id, "status": FAILED,
-              "error": error, "seconds": 0.0}
+    record = {**run_identity(run), "status": FAILED, "error": error, "seconds": 0.0}
     atomic_write_json(run_folder(study_dir, run.run_id) / "run.json", record)
     return record
 
