@@ -107,6 +107,15 @@ class KDLightningCLI(LightningCLI):
         """The run folder: trainer.default_root_dir."""
         return self.trainer.default_root_dir
 
+    def before_fit(self) -> None:
+        """Refuse Trainer options that grouped optimizer steps (model.steps_per_call > 1) cannot honour."""
+        steps = getattr(self.model, "steps_per_call", 1)
+        clip, accumulate = self.trainer.gradient_clip_val, self.trainer.accumulate_grad_batches
+        for name, is_set in (("gradient_clip_val", bool(clip)), ("accumulate_grad_batches", accumulate != 1)):
+            if steps > 1 and is_set:
+                raise ValueError(f"trainer.{name}: not available with model.steps_per_call={steps} (kd-ls takes "
+                                 f"those steps itself); set model.steps_per_call=1")
+
     def after_fit(self) -> None:
         """Evaluate the last-epoch weights on val and test, then write metrics.json."""
         if self.trainer.interrupted:

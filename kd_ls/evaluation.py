@@ -54,18 +54,23 @@ def datamodule_outputs(net: nn.Module, dm: Any, split: str, device: torch.device
 
 
 def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:
-    """Top-1 (and top-5 when K > 5) accuracy, NLL, ECE and MCE with 15 bins."""
-    probs = F.softmax(logits.float(), -1)
-    out = {
-        "acc": (logits.argmax(-1) == labels).double().mean().item(),
-        "nll": metrics.nll(logits.float(), labels).item(),
-        "ece": metrics.ece(probs, labels).item(),
-        "mce": metrics.mce(probs, labels).item(),
+    """Top-1 (and top-5 when K > 5) accuracy, NLL, ECE and MCE with 15 bins.
+
+    Top-5 counts a sample when fewer than 5 classes score strictly above its label. Runs at
+    every training epoch's end, so it is written for speed: one host sync, and the softmax
+    taken over dim 0 of the transpose (PyTorch's CPU softmax is 10x slower over a short last
+    dimension)."""
+    logits = logits.float()
+    probs = F.softmax(logits.t(), 0).t()
+    values = {
+        "acc": (logits.argmax(-1) == labels).double().mean(),
+        "nll": metrics.nll(logits, labels),
+        **dict(zip(("ece", "mce"), metrics.calibration_errors(probs, labels))),
     }
     if logits.shape[-1] > 5:
-        top5 = logits.topk(5, dim=-1).indices
-        out["acc5"] = (top5 == labels[:, None]).any(-1).double().mean().item()
-    return out
+        higher = (logits > logits.gather(1, labels[:, None])).sum(-1)
+        values["acc5"] = (higher < 5).double().mean()
+    return dict(zip(values, torch.stack(list(values.values())).tolist()))
 
 
 def calibration_after_scaling(test: SplitOutputs, val: SplitOutputs) -> dict[str, float]:

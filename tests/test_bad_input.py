@@ -23,6 +23,7 @@ STUDY_CASES = [
     ({"teacher": {"epochs": "ten"}}, "study.teacher.epochs: expected an integer, got 'ten'"),
     ({"student": {"optimizer": "lion"}}, "study.student.optimizer: must be one of sgd, adamw; got 'lion'"),
     ({"student": {"dropout": 0.5}}, "study.student.dropout: unknown key; allowed: model, model_kwargs, epochs"),
+    ({"student": {"steps_per_call": 0}}, "study.student.steps_per_call: must be >= 1, got 0"),
     ({"dataset": {"name": "imagenet"}}, "study.dataset.name: 'imagenet' is unknown; choose one of: mnist1d"),
     ({"dataset": {"name": "image_folder", "options": {"path": "/no/such/cifar.tar.gz"}}},
      "study.dataset.options: data.path: '/no/such/cifar.tar.gz' does not exist"),
@@ -84,6 +85,10 @@ def test_cli_calls(tiny_teacher, reference_study, tmp_path, capsys):
         (fit + ["--model.init_args.colour", "red"], "model: Option 'colour' is not accepted"),
         (fit + ["--model.init_args.net", "resnet9000"], "model name 'resnet9000' is unknown; choose one of:"),
         (fit + ["--model.init_args.schedule", "linear"], "model.schedule must be one of cosine, multistep, constant"),
+        (fit + ["--model.init_args.steps_per_call", "0"], "model.steps_per_call must be >= 1, got 0"),
+        (fit + ["--trainer.gradient_clip_val", "1.0"],
+         "trainer.gradient_clip_val: not available with model.steps_per_call=64 (kd-ls takes those steps itself); "
+         "set model.steps_per_call=1"),
         (student + ["--model.init_args.teacher_ckpt", str(tmp_path / "none.ckpt")], "model.teacher_ckpt: no checkpoint at"),
         (student + ["--model.init_args.temperature", "0"], "temperature must be > 0, got 0.0"),
         (student + ["--model.init_args.teacher_ckpt", ckpt, "--data", "kd_ls.data.ImageFolder",

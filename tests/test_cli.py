@@ -136,3 +136,18 @@ def test_ddp_two_processes_report_the_single_process_test_accuracy(tmp_path):
     single = json.loads((tmp_path / "single" / "metrics.json").read_text())
     for key in ("test/acc", "test/nll", "test/ece", "test/ts_temperature"):
         assert ddp[key] == pytest.approx(single[key], abs=1e-5), key
+
+
+def test_lightning_nvml_check_is_undone_where_there_is_no_nvml():
+    """Lightning's import sets PYTORCH_NVML_BASED_CUDA_CHECK=1, which without an NVIDIA driver
+    makes every AdamW step try to load NVML; kd-ls undoes it there and keeps it elsewhere."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        expected = "1"
+    except OSError:
+        expected = "None"
+    code = "import os, kd_ls.lit; print(os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == expected

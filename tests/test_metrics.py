@@ -408,3 +408,21 @@ def test_exact_fp32_matmul_restores_setting() -> None:
     assert matmul.fp32_precision == before
     with exact_fp32_matmul(torch.device("cpu")):
         assert matmul.fp32_precision == before
+
+
+def test_classification_metrics_match_torch_references() -> None:
+    """The per-epoch summary (fast transposed softmax, rank-based top-5) against the obvious code."""
+    from kd_ls.evaluation import classification_metrics
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3000, 10, generator=g) * 3
+    labels = torch.randint(0, 10, (3000,), generator=g)
+    out = classification_metrics(logits, labels)
+    probs = torch.softmax(logits.double(), -1)
+    top5 = logits.topk(5, dim=1).indices
+    assert out["acc"] == pytest.approx((logits.argmax(1) == labels).double().mean().item(), abs=1e-12)
+    assert out["acc5"] == pytest.approx((top5 == labels[:, None]).any(1).double().mean().item(), abs=1e-12)
+    assert out["nll"] == pytest.approx(torch.nn.functional.cross_entropy(logits.double(), labels).item(), rel=1e-12)
+    assert out["ece"] == pytest.approx(M.ece(probs, labels).item(), abs=1e-6)
+    assert out["mce"] == pytest.approx(M.mce(probs, labels).item(), abs=1e-6)
+    assert M.calibration_errors(probs, labels) == (M.ece(probs, labels), M.mce(probs, labels))

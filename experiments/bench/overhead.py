@@ -14,7 +14,9 @@ two setups:
 
 kd-ls side: ``pl.Trainer(enable_progress_bar=False, logger=False, enable_checkpointing=False,
 num_sanity_val_steps=0, limit_val_batches=0, enable_model_summary=False)`` plus any flags
-given with ``--trainer-flag``. The plain side writes the loss with ``torch.nn.functional``
+given with ``--trainer-flag``, and the student's ``steps_per_call`` from
+configs/student/mnist1d.yaml (``--steps-per-call 1`` gives Lightning's automatic optimization,
+one training_step per optimizer step). The plain side writes the loss with ``torch.nn.functional``
 (``--plain-loss torch``, what a user would write) or calls kd-ls's own loss functions
 (``--plain-loss kdls``, which isolates the cost of Lightning and the module's hooks from
 that of kd-ls's loss code).
@@ -34,10 +36,14 @@ kd-ls / plain (the issue's target: <= 1.10). Times are ``torch.cuda.synchronize`
 GPU. Process CPU time is reported beside wall-clock time: with one thread (the default,
 ``--threads 1``) it barely depends on other processes time-sharing the machine. The plain
 loop runs without the PYTORCH_NVML_BASED_CUDA_CHECK=1 that importing Lightning sets
-(``--plain-env``; see NVML_CHECK_BEFORE_LIGHTNING). This is a benchmark, not a test.
+(``--plain-env``; see NVML_CHECK_BEFORE_LIGHTNING); kd-ls unsets it too where no NVIDIA driver
+is installed (kd_ls/lit.py), so on such a machine both loops run alike. This is a benchmark,
+not a test.
 
     # CPU, one thread, default settings (about a minute)
     python experiments/bench/overhead.py
+    # the same with one optimizer step per Lightning call (automatic optimization)
+    python experiments/bench/overhead.py --steps-per-call 1
     # more repeats, larger batches, a Trainer flag, cProfile of one extra kd-ls fit per setup
     python experiments/bench/overhead.py --repeats 9 --batch-size 512 \
         --trainer-flag log_every_n_steps=1000 --profile /tmp/overhead.prof
@@ -66,6 +72,7 @@ NVML_CHECK_BEFORE_LIGHTNING = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
 
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
@@ -76,6 +83,8 @@ from kd_ls.study.runner import quiet_lightning  # noqa: E402
 from timing import sync  # noqa: E402  (experiments/bench/timing.py)
 
 SETUPS = ("student_alone", "distill_cache")
+STUDENT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "student", "mnist1d.yaml")
+STUDENT_STEPS_PER_CALL = yaml.safe_load(open(STUDENT_CONFIG))["model"]["init_args"].get("steps_per_call", 1)
 
 
 def parse_flags(pairs: list[str]) -> dict[str, Any]:
@@ -166,7 +175,8 @@ class EpochClock(pl.Callback):
 def student_kwargs(args: argparse.Namespace, setup: str, teacher_ckpt: Optional[str]) -> dict[str, Any]:
     """The Student's arguments for a setup (identical hyper-parameters to the plain loop)."""
     kw = module_kwargs(net="mlp", net_kwargs={"widths": [256, 256]}, num_classes=10, input_shape=(1, 40),
-                       optimizer="adamw", lr=args.lr, weight_decay=0.05, schedule="cosine", measure_clusters=False)
+                       optimizer="adamw", lr=args.lr, weight_decay=0.05, schedule="cosine", measure_clusters=False,
+                       steps_per_call=args.steps_per_call)
     if setup == "distill_cache":
         kw.update(teacher_ckpt=teacher_ckpt, teacher_cache=True, temperature=args.temperature, beta=args.beta)
     return kw
@@ -324,6 +334,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs before the timed ones")
     p.add_argument("--num-samples", type=int, default=10000, help="MNIST-1D samples (72%% become train)")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps-per-call", type=int, default=STUDENT_STEPS_PER_CALL,
+                   help="kd-ls side's model.steps_per_call (default: configs/student/mnist1d.yaml's, "
+                        f"{STUDENT_STEPS_PER_CALL}); 1 is Lightning's automatic optimization")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--temperature", type=float, default=4.0)
     p.add_argument("--beta", type=float, default=0.9)
@@ -405,7 +418,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         "benchmark": "kd-ls Lightning loop vs plain PyTorch loop (MNIST-1D, mlp [256,256], AdamW + cosine/step)",
         "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "lightning": pl.__version__, "batch_size": args.batch_size, "epochs_timed": args.epochs,
-        "warmup_epochs": args.warmup_epochs, "repeats": args.repeats, "plain_loss": args.plain_loss,
+        "warmup_epochs": args.warmup_epochs, "repeats": args.repeats, "steps_per_call": args.steps_per_call,
+        "plain_loss": args.plain_loss,
         "plain_env": args.plain_env,
         "trainer_flags": parse_flags(args.trainer_flag), "target_ratio": 1.10, "results": results,
     }

@@ -39,6 +39,8 @@ class TensorBatches:
 
     Shuffling draws from its own generator, so data order depends on the seed alone. Under
     several processes each rank takes every world_size-th sample of the same permutation.
+    With `steps_per_call` > 1 each item holds that many consecutive batches (the last item
+    fewer), for a module that takes one optimizer step per `batch_size` slice of it.
     """
 
     def __init__(
@@ -51,9 +53,10 @@ class TensorBatches:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        steps_per_call: int = 1,
     ) -> None:
         self.x, self.y, self.batch_size, self.shuffle, self.drop_last = x, y, batch_size, shuffle, drop_last
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.steps_per_call = rank, world_size, steps_per_call
         self.generator = torch.Generator().manual_seed(seed)
 
     def _usable(self) -> int:
@@ -67,15 +70,21 @@ class TensorBatches:
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         return order[: self._usable()][self.rank :: self.world_size]
 
-    def __len__(self) -> int:
+    @property
+    def num_batches(self) -> int:
+        """Batches of `batch_size` per pass (optimizer steps per epoch when training)."""
         n = len(range(self.rank, self._usable(), self.world_size))
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    def __len__(self) -> int:
+        return -(-self.num_batches // self.steps_per_call)
+
     def __iter__(self) -> Iterator[Batch]:
-        order = self._indices().to(self.y.device)
+        order = self._indices().to(self.y.device)[: self.num_batches * self.batch_size]
         zeros = torch.zeros_like(order)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        step = self.batch_size * self.steps_per_call
+        for start in range(0, order.shape[0], step):
+            idx = order[start : start + step]
             yield self.x[idx], self.y[idx], idx, zeros[: idx.shape[0]]
 
 
@@ -192,7 +201,10 @@ class ArrayDataModule(pl.LightningDataModule):
         x, y = self.splits[split]
         rank, world = self._rank_info()
         if split == "train":
-            return TensorBatches(x, y, self.batch_size, shuffle, global_seed(), self.drop_last, rank, world)
+            # A module that fuses several optimizer steps into one training_step (lit.py's
+            # steps_per_call) takes that many batches at a time.
+            steps = getattr(self.trainer.lightning_module, "steps_per_call", 1) if self.trainer is not None else 1
+            return TensorBatches(x, y, self.batch_size, shuffle, global_seed(), self.drop_last, rank, world, steps)
         return TensorBatches(x, y, self.eval_batch_size, False, rank=rank, world_size=world)
 
     def train_dataloader(self) -> TensorBatches:
@@ -211,7 +223,11 @@ class ArrayDataModule(pl.LightningDataModule):
         """Augment (training only) and normalise on the device."""
         x, y, idx, view = batch
         if self.augment and self.trainer is not None and self.trainer.training:
-            x, view = random_crop_flip(x, self.augment_pad, generator=self.augment_generator)
+            # One draw per batch_size slice: the same random views whether or not the module
+            # fuses several steps into one call (lit.py's steps_per_call).
+            x, view = (torch.cat(parts) for parts in zip(*(
+                random_crop_flip(part, self.augment_pad, generator=self.augment_generator)
+                for part in x.split(self.batch_size))))
         return self.normalize(x), y, idx, view
 
     def view_inputs(self, x: Tensor, view: int) -> Tensor:

@@ -7,7 +7,15 @@ Pairwise work is done in row blocks, so no N x N matrix is ever formed.
 """
 
 from kd_ls.metrics.agreement import agreement, kl_divergence
-from kd_ls.metrics.calibration import ece, fit_temperature, mce, nll, plot_reliability_diagram, reliability_diagram
+from kd_ls.metrics.calibration import (
+    calibration_errors,
+    ece,
+    fit_temperature,
+    mce,
+    nll,
+    plot_reliability_diagram,
+    reliability_diagram,
+)
 from kd_ls.metrics.clusters import (
     ClassMoments,
     calinski_harabasz_score,
@@ -26,6 +34,7 @@ from kd_ls.metrics.silhouette import silhouette_score
 __all__ = [
     "ClassMoments",
     "agreement",
+    "calibration_errors",
     "calinski_harabasz_score",
     "cdnv",
     "class_moments",

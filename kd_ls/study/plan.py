@@ -53,6 +53,7 @@ def _model_args(recipe: Recipe) -> dict[str, Any]:
         "gamma": recipe.gamma, "warmup_epochs": recipe.warmup_epochs,
         # Speed switches only when on, so existing studies keep their run ids (and finished runs).
         **{k: True for k in ("channels_last", "compile") if getattr(recipe, k)},
+        **({"steps_per_call": recipe.steps_per_call} if recipe.steps_per_call != 1 else {}),
     }
 
 
@@ -69,8 +70,12 @@ def _base_config(study: Study, recipe: Recipe, seed: int, class_path: str, model
 
 def _make(role: str, seed: int, alpha: float, temperature: Optional[float], teacher_id: Optional[str],
           config: dict[str, Any]) -> PlannedRun:
-    # The teacher's id stands in for its checkpoint path, which is only known per study folder.
-    run_id = f"{role}-{config_hash({'role': role, 'teacher': teacher_id, 'config': config})}"
+    # steps_per_call changes speed, never results (tested), so it stays out of the run id and
+    # changing it reuses finished runs. The teacher's id stands in for its checkpoint path,
+    # which is only known per study folder.
+    model_args = {k: v for k, v in config["model"]["init_args"].items() if k != "steps_per_call"}
+    identity = {**config, "model": {**config["model"], "init_args": model_args}}
+    run_id = f"{role}-{config_hash({'role': role, 'teacher': teacher_id, 'config': identity})}"
     return PlannedRun(run_id, role, seed, alpha, temperature, teacher_id, config)
 
 

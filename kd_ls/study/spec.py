@@ -46,6 +46,7 @@ class Recipe:
     warmup_epochs: float = 0.0
     channels_last: bool = False
     compile: bool = False
+    steps_per_call: int = 1
 
 
 @dataclass
@@ -183,6 +184,7 @@ def _check_recipe(r: Recipe, where: str, input_shape: Optional[tuple[int, ...]] 
     _require(r.epochs >= 1, f"{where}.epochs: must be >= 1, got {r.epochs}")
     _require(r.batch_size >= 1, f"{where}.batch_size: must be >= 1, got {r.batch_size}")
     _require(r.lr > 0, f"{where}.lr: must be > 0, got {r.lr}")
+    _require(r.steps_per_call >= 1, f"{where}.steps_per_call: must be >= 1, got {r.steps_per_call}")
     _require(r.optimizer in OPTIMIZERS, f"{where}.optimizer: must be one of {', '.join(OPTIMIZERS)}; got {r.optimizer!r}")
     _require(r.schedule in SCHEDULES, f"{where}.schedule: must be one of {', '.join(SCHEDULES)}; got {r.schedule!r}")
     try:  # builds the network once on a dummy shape: an unknown name fails here, not hours later
@@ -255,9 +257,10 @@ DEFAULT_STUDY = """
 # The default study: does a label-smoothed teacher make a worse student on MNIST-1D?
 name: mnist1d-default
 dataset: {name: mnist1d, options: {num_samples: 4000}}
-teacher: {model: conv1d, epochs: 15, batch_size: 128, optimizer: adamw, lr: 0.003, weight_decay: 0.05}
+teacher: {model: conv1d, epochs: 15, batch_size: 128, optimizer: adamw, lr: 0.003, weight_decay: 0.05,
+          steps_per_call: 64}
 student: {model: mlp, model_kwargs: {widths: [256, 256]}, epochs: 15, batch_size: 128,
-          optimizer: adamw, lr: 0.003, weight_decay: 0.05}
+          optimizer: adamw, lr: 0.003, weight_decay: 0.05, steps_per_call: 64}
 alphas: [0.0, 0.1, 0.3]
 convention: uniform
 temperatures: [1, 2, 4, 8]
