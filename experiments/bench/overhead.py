@@ -330,7 +330,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated subset of {SETUPS}")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=3, help="timed epochs per fit")
+    p.add_argument("--epochs", type=int, default=10, help="timed epochs per fit (fewer: noisier ratios)")
     p.add_argument("--warmup-epochs", type=int, default=1, help="untimed epochs before the timed ones")
     p.add_argument("--num-samples", type=int, default=10000, help="MNIST-1D samples (72%% become train)")
     p.add_argument("--batch-size", type=int, default=128)
