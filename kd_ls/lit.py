@@ -471,10 +471,13 @@ def compute_logit_cache(teacher: nn.Module, dm: Any) -> Tensor:
 
 
 def teacher_logit_cache(teacher: nn.Module, dm: Any, teacher_ckpt: str) -> Tensor:
-    """The cache for this teacher and training split, shared through the teacher's run folder."""
-    from kd_ls.io import atomic_save_tensor, tensor_fingerprint
+    """The cache for this teacher and training split, shared through the teacher's run folder.
 
-    key = tensor_fingerprint(dm.splits["train"][0], dm.num_views, os.path.getsize(teacher_ckpt))
+    Its file is named by the training inputs, the number of views and the checkpoint's SHA-256,
+    so a teacher retrained into the same folder never reuses the old teacher's logits."""
+    from kd_ls.io import atomic_save_tensor, sha256_file, tensor_fingerprint
+
+    key = tensor_fingerprint(dm.splits["train"][0], dm.num_views, sha256_file(teacher_ckpt))
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(teacher_ckpt))), "logit_cache", f"{key}.pt")
     device = next(teacher.parameters()).device
     if os.path.exists(path):
