@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pickle
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -38,7 +37,7 @@ from kd_ls.evaluation import (
     teacher_agreement_metrics,
 )
 from kd_ls.io import atomic_save_tensor, atomic_write_json
-from kd_ls.lit import load_teacher
+from kd_ls.lit import load_teacher, read_checkpoint
 
 SMOOTHNESS_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 MI_PER_CLASS = 300  # Müller et al.: N = 600 training examples, 300 of each of the two classes.
@@ -196,7 +195,7 @@ def analyze_checkpoint(
     if views < 2:
         raise ValueError(f"--views must be >= 2 (one view has no spread to estimate), got {views}")
     run_device = _resolve_device(device)
-    hparams = _checkpoint_hparams(ckpt)
+    hparams = read_checkpoint(ckpt, "CKPT")["hyper_parameters"]
     datamodule.setup()
     num_classes = datamodule.num_classes
     if hparams["num_classes"] != num_classes or tuple(hparams["input_shape"]) != datamodule.input_shape:
@@ -208,7 +207,7 @@ def analyze_checkpoint(
     if len(classes) != 3 or len(set(classes)) != 3 or not all(0 <= c < num_classes for c in classes):
         raise ValueError(f"classes: need three distinct classes in 0..{num_classes - 1}, got {classes}")
 
-    net = load_teacher(ckpt, num_classes).to(run_device)
+    net = load_teacher(ckpt, num_classes, "CKPT").to(run_device)
     outputs = datamodule_outputs(net, datamodule, split, run_device)
     val = datamodule_outputs(net, datamodule, "val", run_device, with_features=False)
 
@@ -248,21 +247,6 @@ def _resolve_device(device: Optional[str | torch.device]) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device: cuda was asked for but no CUDA device is available")
     return resolved
-
-
-def _checkpoint_hparams(ckpt: str) -> dict[str, Any]:
-    """The checkpoint's hyper-parameters, checked to be a kd-ls checkpoint's."""
-    if not Path(ckpt).is_file():
-        raise FileNotFoundError(f"CKPT: no checkpoint at '{ckpt}'")
-    try:
-        # mmap: only the small hyper-parameter dict is read here; load_teacher reads the weights.
-        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f"CKPT: '{ckpt}' is not a readable torch checkpoint ({err})") from None
-    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    if "net" not in hparams or "num_classes" not in hparams:
-        raise ValueError(f"CKPT: '{ckpt}' is not a kd-ls checkpoint (no 'net' hyper-parameter)")
-    return hparams
 
 
 def _mutual_information(

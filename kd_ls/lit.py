@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import pickle
 from typing import Any, Optional, Sequence
 
 import pytorch_lightning as pl
@@ -349,19 +350,27 @@ class Teacher(ClassifierModule):
         return values
 
 
-def load_teacher(path: str, num_classes: int) -> nn.Module:
-    """A frozen network from a kd-ls checkpoint, checked to predict `num_classes` classes."""
+def read_checkpoint(path: str, field: str = "model.teacher_ckpt") -> dict[str, Any]:
+    """A kd-ls checkpoint (memory-mapped: weights are read when used); errors name `field`."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model.teacher_ckpt: no checkpoint at '{path}'")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    hp = ckpt.get("hyper_parameters", {})
-    if "net" not in hp:
-        raise ValueError(f"model.teacher_ckpt: '{path}' is not a kd-ls checkpoint (no 'net' hyper-parameter)")
+        raise FileNotFoundError(f"{field}: no checkpoint at '{path}'")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{field}: '{path}' is not a readable torch checkpoint ({err})") from None
+    hp = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    if "net" not in hp or "num_classes" not in hp:
+        raise ValueError(f"{field}: '{path}' is not a kd-ls checkpoint (no 'net' hyper-parameter)")
+    return ckpt
+
+
+def load_teacher(path: str, num_classes: int, field: str = "model.teacher_ckpt") -> nn.Module:
+    """A frozen network from a kd-ls checkpoint, checked to predict `num_classes` classes."""
+    ckpt = read_checkpoint(path, field)
+    hp = ckpt["hyper_parameters"]
     if hp["num_classes"] != num_classes:
-        raise ValueError(
-            f"model.teacher_ckpt: the teacher predicts {hp['num_classes']} classes "
-            f"but the student's data has {num_classes}"
-        )
+        raise ValueError(f"{field}: the teacher predicts {hp['num_classes']} classes but the student's data has "
+                         f"{num_classes}")
     # Building the teacher must not consume the global RNG: the student's initialisation
     # and data order have to be the same whichever teacher it learns from (paired design).
     with torch.random.fork_rng(devices=[]):
