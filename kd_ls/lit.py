@@ -80,9 +80,10 @@ class ClassifierModule(pl.LightningModule):
         steps_per_call: optimizer steps per Lightning training_step. Above 1 the kd-ls data
             module hands over that many batches at once and the module steps through them with
             manual optimization, so Lightning's per-call cost is paid once per group (Keras's
-            steps_per_execution). Results are the same as with 1; global_step still counts
-            optimizer steps, but the progress bar, log_every_n_steps and val_check_interval
-            count calls, and Trainer gradient clipping or accumulation is not available.
+            steps_per_execution). Results are the same as with 1; global_step, max_steps and
+            the schedule count optimizer steps, but the progress bar, log_every_n_steps,
+            val_check_interval and limit_train_batches count calls, and Trainer gradient
+            clipping or accumulation is not available.
     """
 
     def __init__(
@@ -301,11 +302,14 @@ class ClassifierModule(pl.LightningModule):
 
     def total_optimizer_steps(self) -> int:
         """Optimizer steps of the whole fit, which the schedule spans."""
+        calls = self.trainer.estimated_stepping_batches  # also loads the data: num_training_batches
         if self.automatic_optimization:
-            return int(self.trainer.estimated_stepping_batches)
-        # Lightning's estimate counts training_step calls; each call takes up to steps_per_call steps.
+            return int(calls)
+        # Lightning counts training_step calls (after limit_train_batches); each takes up to
+        # steps_per_call optimizer steps.
         trainer = self.trainer
-        per_epoch = trainer.datamodule.train_dataloader().num_batches
+        batches = trainer.datamodule.train_dataloader().num_batches
+        per_epoch = min(batches, trainer.num_training_batches * self.steps_per_call)
         total = per_epoch * trainer.max_epochs if trainer.max_epochs not in (None, -1) else float("inf")
         return int(min(total, trainer.max_steps if trainer.max_steps != -1 else float("inf")))
 

@@ -48,8 +48,17 @@ def test_max_steps_stops_inside_a_group(tmp_path):
     fit(TEACHER_CONFIG, tmp_path, "--trainer.max_steps", "7", "--trainer.max_epochs", "-1")
     state = checkpoint(tmp_path)
     assert state["global_step"] == 7 and state["lr_schedulers"][0]["last_epoch"] == 7
+    assert state["lr_schedulers"][0]["_last_lr"] == [0.0]  # the cosine schedule spans exactly 7 steps
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test/acc"] > 0.0
+
+
+def test_limit_train_batches_counts_calls(tmp_path):
+    fit(TEACHER_CONFIG, tmp_path, "--trainer.limit_train_batches", "2", "--model.init_args.steps_per_call", "4",
+        "--trainer.max_epochs", "2")
+    state = checkpoint(tmp_path)
+    assert state["global_step"] == 2 * 2 * 4  # epochs x calls x steps per call
+    assert state["lr_schedulers"][0]["_last_lr"] == [0.0]
 
 
 def test_groups_concatenate_to_the_ungrouped_batches():
