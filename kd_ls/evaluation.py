@@ -49,8 +49,8 @@ def collect_outputs(
 def datamodule_outputs(net: nn.Module, dm: Any, split: str, device: torch.device,
                        with_features: bool = True) -> SplitOutputs:
     """`net`'s outputs on a kd-ls data module's split, batched and normalised as in evaluation."""
-    return collect_outputs(net, dm.loader(split),
-                           lambda b: dm.on_after_batch_transfer(tuple(t.to(device) for t in b), 0), with_features)
+    return collect_outputs(net, dm.loader(split), lambda b: dm.prepare_batch(tuple(t.to(device) for t in b)),
+                           with_features)
 
 
 def classification_metrics(logits: Tensor, labels: Tensor) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Label-smoothing cross-entropy in its four conventions, and the distillation loss.
 
-Every formula follows shared/docs/science.md §2-3. Targets are built explicitly (not via
+Every formula follows kd_ls/science.md §2-3. Targets are built explicitly (not via
 PyTorch's `label_smoothing=`) so that the tests can compare against PyTorch independently.
 """
 

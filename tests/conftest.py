@@ -26,7 +26,7 @@ def offline_wandb(monkeypatch, tmp_path):
 
 def fit(config: Path, run_dir: Path, *extra: str) -> dict:
     """`kd-ls fit --config CONFIG` in this process; returns the run's metrics.json."""
-    from kd_ls.cli import main
+    from kd_ls.commands.main import main
 
     main(["fit", "--config", str(config), "--trainer.default_root_dir", str(run_dir), *TINY, *extra])
     return json.loads((run_dir / "metrics.json").read_text())

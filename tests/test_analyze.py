@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from conftest import STUDENT_CONFIG, fit
-from kd_ls.analyze import analyze_checkpoint, datamodule_from_config
-from kd_ls.cli import main
+from kd_ls.analysis import analyze_checkpoint
+from kd_ls.data import datamodule_from_config
+from kd_ls.commands.main import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 KEYS = {

@@ -9,7 +9,7 @@ import yaml
 from PIL import Image
 
 from conftest import STUDENT_CONFIG, TEACHER_CONFIG, TINY, TINY_STUDY
-from kd_ls.cli import main
+from kd_ls.commands.main import main
 
 STUDY_CASES = [
     ({"alphas": [0.0, 1.2]}, "study.alphas[1]: must be in [0, 1), got 1.2"),

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from conftest import STUDENT_CONFIG, TEACHER_CONFIG, TINY, fit
-from kd_ls.lit import Student
+from kd_ls.lightning import Student
 
 
 def test_teacher_run_folder_holds_config_checkpoint_and_metrics(tiny_teacher):
@@ -19,7 +19,7 @@ def test_teacher_run_folder_holds_config_checkpoint_and_metrics(tiny_teacher):
         assert key in metrics, key
     assert metrics["test/acc"] > 0.5  # 4 epochs on 1,600 samples: well above chance (0.1)
     config = yaml.safe_load((tiny_teacher / "config.yaml").read_text())
-    assert config["model"]["class_path"] == "kd_ls.lit.Teacher"
+    assert config["model"]["class_path"] == "kd_ls.lightning.Teacher"
     assert config["trainer"]["max_epochs"] == 4
     assert (tiny_teacher / "checkpoints" / "last.ckpt").is_file()
     assert (tiny_teacher / "metrics.csv").is_file()
@@ -81,7 +81,7 @@ def test_missing_checkpoint_and_class_mismatch_errors(tiny_teacher, tmp_path):
 )
 def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, override, message):
     proc = subprocess.run(
-        [sys.executable, "-m", "kd_ls.cli", "fit", "--config", str(TEACHER_CONFIG),
+        [sys.executable, "-m", "kd_ls.commands.main", "fit", "--config", str(TEACHER_CONFIG),
          "--trainer.default_root_dir", str(tmp_path), *TINY, *override],
         capture_output=True, text=True,
     )
@@ -97,7 +97,7 @@ def test_wandb_offline_run_holds_config_and_summary(tmp_path):
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     files = runs[0] / "files"
-    assert yaml.safe_load((files / "config.yaml").read_text())["model"]["class_path"] == "kd_ls.lit.Teacher"
+    assert yaml.safe_load((files / "config.yaml").read_text())["model"]["class_path"] == "kd_ls.lightning.Teacher"
     assert "test/acc" in json.loads((files / "metrics.json").read_text())
     # W&B's own record of the run (its offline transaction log) carries config and summary keys
     log = next(runs[0].glob("run-*.wandb")).read_bytes()
@@ -125,7 +125,7 @@ def test_ddp_two_processes_report_the_single_process_test_accuracy(tmp_path):
     """Metrics reduced across ranks: DDP's reported test accuracy equals evaluating its
     checkpoint in one process (Lightning DDP, 2 CPU processes, gloo)."""
     run = tmp_path / "ddp"
-    common = [sys.executable, "-m", "kd_ls.cli"]
+    common = [sys.executable, "-m", "kd_ls.commands.main"]
     subprocess.run([*common, "fit", "--config", str(TEACHER_CONFIG), "--trainer.default_root_dir", str(run), *TINY,
                     "--trainer.max_epochs", "2", "--trainer.strategy", "ddp", "--trainer.devices", "2",
                     "--trainer.accelerator", "cpu"], check=True, capture_output=True)
@@ -148,6 +148,6 @@ def test_lightning_nvml_check_is_undone_where_there_is_no_nvml():
         expected = "1"
     except OSError:
         expected = "None"
-    code = "import os, kd_ls.lit; print(os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK'))"
+    code = "import os, kd_ls.lightning; print(os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == expected

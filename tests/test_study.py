@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import TINY_STUDY, results, tiny
-from kd_ls.cli import main
+from kd_ls.commands.main import main
 from kd_ls.study import run_study
 
 
@@ -53,7 +53,7 @@ def test_second_invocation_retrains_nothing(reference_study):
 
 def test_resume_after_sigkill_in_parallel_matches_uninterrupted(reference_study, tmp_path):
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "kd_ls.cli", "study", "--config", str(TINY_STUDY), "--output", str(out),
+    command = [sys.executable, "-m", "kd_ls.commands.main", "study", "--config", str(TINY_STUDY), "--output", str(out),
                "--jobs", "2", "--no-progress"]
     random.seed(os.getpid())
     for attempt in range(2):  # kill twice at random points, then let it finish

@@ -6,12 +6,13 @@ import torch.nn.functional as F
 from conftest import STUDENT_CONFIG, fit
 from kd_ls.data import create_datamodule
 from kd_ls.data.augment import num_views, random_crop_flip
-from kd_ls.lit import compute_logit_cache, load_teacher, teacher_logit_cache
+from kd_ls.lightning.checkpoint import load_network
+from kd_ls.lightning.teacher_cache import compute_logit_cache, teacher_logit_cache
 from kd_ls.models import create_model
 
 
 def save_teacher(path, seed: int, net_name: str = "resnet20") -> None:
-    """A kd-ls-style checkpoint (what load_teacher reads) of a random network for 8x8 digits."""
+    """A kd-ls-style checkpoint (what load_network reads) of a random network for 8x8 digits."""
     torch.manual_seed(seed)
     hp = {"net": net_name, "num_classes": 10, "input_shape": (1, 8, 8), "net_kwargs": None}
     net = create_model(net_name, 10, (1, 8, 8))
@@ -27,7 +28,7 @@ def test_cached_soft_labels_match_the_online_teacher_under_augmentation(tmp_path
     assert dm.num_views == num_views(4, flip=True) == 162
     ckpt = tmp_path / "teacher" / "checkpoints" / "last.ckpt"
     save_teacher(ckpt, seed=0)
-    teacher = load_teacher(str(ckpt), 10)
+    teacher = load_network(str(ckpt), 10)
     cache = teacher_logit_cache(teacher, dm, str(ckpt))
     assert cache.shape == (dm.splits["train"][0].shape[0], 162, 10)
     g = torch.Generator().manual_seed(0)
@@ -49,7 +50,7 @@ def test_cache_follows_the_checkpoint_contents(tmp_path):
     ckpt = tmp_path / "teacher" / "checkpoints" / "last.ckpt"
     for seed in (0, 1):
         save_teacher(ckpt, seed, "mlp")
-        teacher = load_teacher(str(ckpt), 10)
+        teacher = load_network(str(ckpt), 10)
         assert torch.equal(teacher_logit_cache(teacher, dm, str(ckpt)), compute_logit_cache(teacher, dm))
     assert len(list((tmp_path / "teacher" / "logit_cache").glob("*.pt"))) == 2
 

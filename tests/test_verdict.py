@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from kd_ls.study.plots import (
+from kd_ls.plots.study import (
     plot_student_accuracy_vs_temperature,
     plot_teacher_vs_alpha,
     plot_tightness_vs_alpha,
 )
 from kd_ls.study.stats import BETTER, NO_DIFFERENCE, WORSE, Interval, mean_interval, verdict_word
-from kd_ls.study.verdict import build_verdict, render_markdown
+from kd_ls.study.render import render_markdown
+from kd_ls.study.verdict import build_verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T_975_DOF2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2), also in printed t tables

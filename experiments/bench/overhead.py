@@ -37,7 +37,7 @@ GPU. Process CPU time is reported beside wall-clock time: with one thread (the d
 ``--threads 1``) it barely depends on other processes time-sharing the machine. The plain
 loop runs without the PYTORCH_NVML_BASED_CUDA_CHECK=1 that importing Lightning sets
 (``--plain-env``; see NVML_CHECK_BEFORE_LIGHTNING); kd-ls unsets it too where no NVIDIA driver
-is installed (kd_ls/lit.py), so on such a machine both loops run alike. This is a benchmark,
+is installed (kd_ls/lightning/internals.py), so on such a machine both loops run alike. This is a benchmark,
 not a test.
 
     # CPU, one thread, default settings (about a minute)
@@ -77,7 +77,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import Tensor, nn  # noqa: E402
 
 from kd_ls.data import MNIST1D  # noqa: E402
-from kd_ls.lit import ClassifierModule, Student, Teacher, lr_factor_fn  # noqa: E402
+from kd_ls.lightning import ClassifierModule, Student, Teacher
+from kd_ls.lightning.optim import lr_factor_fn  # noqa: E402
 from kd_ls.losses import distillation_loss, label_smoothing_cross_entropy  # noqa: E402
 from kd_ls.study.runner import quiet_lightning  # noqa: E402
 from timing import sync  # noqa: E402  (experiments/bench/timing.py)
@@ -308,10 +309,11 @@ def _run_plain(args: argparse.Namespace, setup: str, device: torch.device, cache
 
 def build_cache(args: argparse.Namespace, device: torch.device, teacher_ckpt: str) -> tuple[Tensor, float]:
     """The teacher-logit cache through kd-ls itself (writes the shared file once); build seconds."""
-    from kd_ls.lit import compute_logit_cache, load_teacher
+    from kd_ls.lightning.checkpoint import load_network
+    from kd_ls.lightning.teacher_cache import compute_logit_cache
 
     dm = make_data(args, device)
-    teacher = load_teacher(teacher_ckpt, 10).to(device)
+    teacher = load_network(teacher_ckpt, 10).to(device)
     sync(device)
     t0 = time.perf_counter()
     cache = compute_logit_cache(teacher, dm)

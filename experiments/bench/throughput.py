@@ -59,7 +59,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kd_ls.data import ImageFolder
-from kd_ls.lit import ClassifierModule, Student, Teacher, lr_factor_fn
+from kd_ls.lightning import ClassifierModule, Student, Teacher
+from kd_ls.lightning.optim import lr_factor_fn
 from kd_ls.models import create_model
 from kd_ls.study.runner import quiet_lightning  # noqa: E402
 from timing import sync  # noqa: E402  (experiments/bench/timing.py)
@@ -209,9 +210,9 @@ def run_common(args: argparse.Namespace, device: torch.device, net_name: str,
     net = prepare_net(args, create_model(net_name, 10, CIFAR_SHAPE), device).train()
     teacher = None
     if teacher_ckpt is not None:
-        from kd_ls.lit import load_teacher
+        from kd_ls.lightning.checkpoint import load_network
 
-        teacher = prepare_net(args, load_teacher(teacher_ckpt, 10), device).eval()
+        teacher = prepare_net(args, load_network(teacher_ckpt, 10), device).eval()
     total = args.warmup_steps + args.steps
     opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor_fn("cosine", total, 0, (0.5, 0.75), 0.1))

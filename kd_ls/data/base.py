@@ -39,8 +39,8 @@ class TensorBatches:
 
     Shuffling draws from its own generator, so data order depends on the seed alone. Under
     several processes each rank takes every world_size-th sample of the same permutation.
-    With `steps_per_call` > 1 each item holds that many consecutive batches (the last item
-    fewer), for a module that takes one optimizer step per `batch_size` slice of it.
+    With `steps_per_call` > 1 each item is a list of that many consecutive batches (the last
+    item fewer), for a module that takes one optimizer step per batch of it.
     """
 
     def __init__(
@@ -79,13 +79,17 @@ class TensorBatches:
     def __len__(self) -> int:
         return -(-self.num_batches // self.steps_per_call)
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Batch | list[Batch]]:
         order = self._indices().to(self.y.device)[: self.num_batches * self.batch_size]
         zeros = torch.zeros_like(order)
         step = self.batch_size * self.steps_per_call
         for start in range(0, order.shape[0], step):
             idx = order[start : start + step]
-            yield self.x[idx], self.y[idx], idx, zeros[: idx.shape[0]]
+            x, y = self.x[idx], self.y[idx]  # one gather per group, then views per batch
+            if self.steps_per_call == 1:
+                yield x, y, idx, zeros[: idx.shape[0]]
+            else:
+                yield list(zip(*(t.split(self.batch_size) for t in (x, y, idx, zeros[: idx.shape[0]]))))
 
 
 def global_seed() -> int:
@@ -107,6 +111,8 @@ class ArrayDataModule(pl.LightningDataModule):
         data_on_device: keep whole splits on the training device (default). False keeps
             them on the CPU and lets Lightning copy each batch.
         drop_last: drop the last incomplete training batch.
+        steps_per_call: training batches handed over per Lightning call (a list of batches
+            when > 1). The CLI links it from `model.steps_per_call`, which owns it.
     """
 
     def __init__(
@@ -118,6 +124,7 @@ class ArrayDataModule(pl.LightningDataModule):
         augment: bool = False,
         data_on_device: bool = True,
         drop_last: bool = False,
+        steps_per_call: int = 1,
     ) -> None:
         super().__init__()
         if not 0.0 < val_fraction < 1.0:
@@ -126,7 +133,9 @@ class ArrayDataModule(pl.LightningDataModule):
             raise ValueError(f"data.batch_size and data.eval_batch_size must be >= 1, got {batch_size}, {eval_batch_size}")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_fraction, self.split_seed, self.augment = val_fraction, split_seed, augment
-        self.data_on_device, self.drop_last = data_on_device, drop_last
+        if steps_per_call < 1:
+            raise ValueError(f"model.steps_per_call must be >= 1, got {steps_per_call} (data.steps_per_call is linked from it)")
+        self.data_on_device, self.drop_last, self.steps_per_call = data_on_device, drop_last, steps_per_call
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.augment_pad = 4
 
@@ -201,10 +210,8 @@ class ArrayDataModule(pl.LightningDataModule):
         x, y = self.splits[split]
         rank, world = self._rank_info()
         if split == "train":
-            # A module that fuses several optimizer steps into one training_step (lit.py's
-            # steps_per_call) takes that many batches at a time.
-            steps = getattr(self.trainer.lightning_module, "steps_per_call", 1) if self.trainer is not None else 1
-            return TensorBatches(x, y, self.batch_size, shuffle, global_seed(), self.drop_last, rank, world, steps)
+            return TensorBatches(x, y, self.batch_size, shuffle, global_seed(), self.drop_last, rank, world,
+                                 self.steps_per_call)
         return TensorBatches(x, y, self.eval_batch_size, False, rank=rank, world_size=world)
 
     def train_dataloader(self) -> TensorBatches:
@@ -219,15 +226,18 @@ class ArrayDataModule(pl.LightningDataModule):
         """Test batches in fixed order."""
         return self.loader("test")
 
-    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
-        """Augment (training only) and normalise on the device."""
+    def on_after_batch_transfer(self, batch: Batch | list[Batch], dataloader_idx: int) -> Batch | list[Batch]:
+        """Lightning's hook: prepare each batch of a call on the device."""
+        training = self.trainer is not None and self.trainer.training
+        if isinstance(batch, list):
+            return [self.prepare_batch(b, training) for b in batch]
+        return self.prepare_batch(batch, training)
+
+    def prepare_batch(self, batch: Batch, training: bool = False) -> Batch:
+        """Augment (training batches only) and normalise one batch already on the device."""
         x, y, idx, view = batch
-        if self.augment and self.trainer is not None and self.trainer.training:
-            # One draw per batch_size slice: the same random views whether or not the module
-            # fuses several steps into one call (lit.py's steps_per_call).
-            x, view = (torch.cat(parts) for parts in zip(*(
-                random_crop_flip(part, self.augment_pad, generator=self.augment_generator)
-                for part in x.split(self.batch_size))))
+        if self.augment and training:
+            x, view = random_crop_flip(x, self.augment_pad, generator=self.augment_generator)
         return self.normalize(x), y, idx, view
 
     def view_inputs(self, x: Tensor, view: int) -> Tensor:

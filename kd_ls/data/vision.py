@@ -149,7 +149,7 @@ class ImageFolder(ArrayDataModule):
     """Any class-per-folder image tree with train/ and test/ splits, or a .tar.gz of one.
 
     Decoded once into a cached .npz (keyed by the source's path, size and mtime), then
-    loaded in well under a second. Example: ../shared/datasets/cifar10-jpeg.tar.gz.
+    loaded in well under a second. Example: a CIFAR-10 JPEG tree packed as cifar10-jpeg.tar.gz.
 
     Args:
         path: folder or archive holding .../train/<class>/<img> and .../test/<class>/<img>.

@@ -1,4 +1,4 @@
-"""Teacher, student and feature metrics of shared/docs/science.md §4-5, in PyTorch.
+"""Teacher, student and feature metrics of kd_ls/science.md §4-5, in PyTorch.
 
 Every function accepts tensors on any device (CPU or CUDA) and of any floating dtype, and returns
 scalar results as float64 0-dim tensors on the input's device (float64 because the sums behind
@@ -13,7 +13,6 @@ from kd_ls.metrics.calibration import (
     fit_temperature,
     mce,
     nll,
-    plot_reliability_diagram,
     reliability_diagram,
 )
 from kd_ls.metrics.clusters import (
@@ -28,7 +27,7 @@ from kd_ls.metrics.clusters import (
     variance_ratio,
 )
 from kd_ls.metrics.information import logit_difference_views, mutual_information, smoothness_index
-from kd_ls.metrics.projection import muller_basis, muller_projection, plot_muller_projection
+from kd_ls.metrics.projection import muller_basis, muller_projection
 from kd_ls.metrics.silhouette import silhouette_score
 
 __all__ = [
@@ -50,8 +49,6 @@ __all__ = [
     "mutual_information",
     "nc1",
     "nll",
-    "plot_muller_projection",
-    "plot_reliability_diagram",
     "reliability_diagram",
     "silhouette_score",
     "smoothness_index",

@@ -1,6 +1,6 @@
 """Calibration of a classifier's softmax: ECE, MCE, reliability diagrams, NLL, temperature scaling.
 
-Binning follows shared/docs/science.md §4: `n_bins` equal-width bins over [0, 1] on the top-label
+Binning follows kd_ls/science.md §4: `n_bins` equal-width bins over [0, 1] on the top-label
 confidence, bin b covering (b/n_bins, (b+1)/n_bins]; a confidence of exactly 1.0 lands in the last
 bin and one of exactly 0 in the first. Some implementations drop conf == 1.0 into a hidden extra bin,
 which hides exactly the saturated predictions of a teacher trained without label smoothing.
@@ -10,13 +10,9 @@ Scalar results are float64 0-dim tensors on the input's device.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
-from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from kd_ls.metrics._common import check_rows
@@ -85,59 +81,6 @@ def reliability_diagram(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict
         "confidence": torch.where(empty, nan, sum_confidence / safe),
         "ece": (sum_correct - sum_confidence).abs().sum() / count.sum(),
     }
-
-
-def plot_reliability_diagram(
-    data_or_probs: Mapping[str, Any] | Tensor,
-    labels: Tensor | None = None,
-    path: str | os.PathLike[str] | None = None,
-    title: str = "Reliability diagram",
-    n_bins: int = 15,
-) -> Figure:
-    """Bar chart of per-bin accuracy against the diagonal, with the gap to confidence shaded.
-
-    `data_or_probs` is either the dict from `reliability_diagram` or a (N, K) probability tensor
-    (then `labels` is required). The figure is built without pyplot (Agg canvas, no global figure
-    state); a PNG is written when `path` is given.
-    """
-    if isinstance(data_or_probs, Tensor):
-        if labels is None:
-            raise ValueError("labels are required when probabilities are passed")
-        data: Mapping[str, Any] = reliability_diagram(data_or_probs, labels, n_bins)
-    else:
-        data = data_or_probs
-    lower = torch.as_tensor(data["bin_lower"], dtype=torch.float64).cpu()
-    upper = torch.as_tensor(data["bin_upper"], dtype=torch.float64).cpu()
-    accuracy = torch.as_tensor(data["accuracy"], dtype=torch.float64).cpu()
-    confidence = torch.as_tensor(data["confidence"], dtype=torch.float64).cpu()
-    filled = ~torch.isnan(accuracy)
-    width = (upper - lower)[filled].tolist()
-    left = lower[filled].tolist()
-    acc = accuracy[filled].tolist()
-    conf = confidence[filled].tolist()
-
-    figure = Figure(figsize=(4.5, 4.5))
-    axes = figure.add_subplot(1, 1, 1)
-    axes.bar(left, acc, width=width, align="edge", color="tab:blue", edgecolor="black",
-             linewidth=0.5, label="accuracy")
-    # Hatched outline, not a fill: when accuracy exceeds confidence the gap lies inside the bar.
-    axes.bar(left, [abs(c - a) for a, c in zip(acc, conf)], bottom=[min(a, c) for a, c in zip(acc, conf)],
-             width=width, align="edge", fill=False, hatch="//", edgecolor="tab:red", linewidth=0.8,
-             label="gap to confidence")
-    axes.plot([0, 1], [0, 1], linestyle="--", color="gray", linewidth=1)
-    if "ece" in data:
-        axes.text(0.04, 0.92, f"ECE = {float(data['ece']):.4f}", transform=axes.transAxes)
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1)
-    axes.set_xlabel("confidence")
-    axes.set_ylabel("accuracy")
-    axes.set_title(title)
-    axes.legend(loc="lower right")
-    if path is not None:
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out, format="png", dpi=120, bbox_inches="tight")
-    return figure
 
 
 def nll(logits: Tensor, labels: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Class-cluster tightness of penultimate features (shared/docs/science.md §5), without N x N work.
+"""Class-cluster tightness of penultimate features (kd_ls/science.md §5), without N x N work.
 
 K is always the number of distinct labels present, taken in sorted order. Every statistic is built
 from per-class sums and per-sample distances to the class mean, accumulated in float64 over row
@@ -102,19 +102,48 @@ def class_separation_r2(h: Tensor, y: Tensor, chunk_size: int | None = None) -> 
 def nc1(h: Tensor, y: Tensor, chunk_size: int | None = None) -> Tensor:
     """Neural-collapse NC1 = Tr(Sigma_W Sigma_B^+) / K (Papyan et al. 2020). Lower = tighter.
 
-    See the module docstring for Sigma_W (1/N) and Sigma_B (mean of class means). No d x d matrix
-    is formed: with M the (K, d) centred class means, Sigma_B = M^T M / K, so
-    Sigma_B^+ = K pinv(M) pinv(M)^T and Tr(Sigma_W Sigma_B^+) / K = ||C pinv(M)||_F^2 / N, C the
-    (N, d) within-class residuals. pinv(M) (torch.linalg.pinv, float64, default cutoff) drops the
-    null direction created by centring, i.e. keeps rank K - 1.
+    Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T divides by N (every sample weighs the
+    same); Sigma_B = (1/K) sum_k (mu_k - mu_G)(mu_k - mu_G)^T with mu_G the MEAN OF THE K CLASS
+    MEANS, not the sample mean, so that Sigma_B weighs every class equally and has rank at most
+    K - 1 (Papyan et al. use balanced classes, where both agree; centring on the sample mean instead
+    would, with imbalanced classes, give Sigma_B a spurious K-th direction).
+
+    No d x d matrix is formed: with M = U S V^T the (K, d) centred class means, Sigma_B = M^T M / K,
+    so Sigma_B^+ = K V S^-2 V^T and Tr(Sigma_W Sigma_B^+) / K = ||C V S^-1||_F^2 / N, C the (N, d)
+    within-class residuals.
+
+    Sigma_B^+ is restricted to the span of the centred class means:
+    - at most the K - 1 largest singular values are kept: the rows of M sum to zero, so its K-th
+      singular value (d >= K) is only the rounding residue of the centring, about eps * |mu_k|,
+      which a shift of every feature by a constant inflates; inverting it (torch.linalg.pinv's
+      default cutoff, max(K, d) * eps * s_max) made NC1 of 6 points in 3-D (K = 3) shifted by
+      +3.0 about 7e27 instead of 0.0018 (tests/test_cluster_invariances.py);
+    - of those, singular values <= max(N, d) * eps_float64 * ||(mu_1 .. mu_K)||_F are dropped too.
+      The scale is the Frobenius norm of the UNCENTRED class means (always >= s_max): the absolute
+      rounding error of the float64 class means and their centring grows with |mu_k| (with the
+      shift), not with the spread s_max, so a cutoff relative to s_max alone would invert the
+      residue of a genuinely degenerate direction (e.g. collinear class means) once the features
+      are shifted. The factor max(N, d) is numpy matrix_rank's max(rows, columns), with the N
+      rows summed into the means as the rows (their rounding error grows with N). eps is
+      float64's because the means are accumulated in float64 whatever the input dtype (a float32
+      eps would drop real directions: 50,000 * 1.2e-7 = 6e-3). A dropped direction has a
+      class-mean spread at the rounding level of the means, which float64 cannot resolve; any
+      resolvable spread lies far above the cutoff, so NC1 does not depend on it and shifting
+      every feature changes nothing.
+    If all class means coincide (to that level), Sigma_B^+ = 0 and NC1 = 0.
     """
     check_rows(h, y)
     index = class_index(y)
     _need_two_classes(index, "nc1")
     chunk_size = resolve_chunk(chunk_size, h.device)
     means = _class_means(h, index, chunk_size)
+    k, d = means.shape
     centred_means = means - means.mean(dim=0)
-    projector = torch.linalg.pinv(centred_means)  # (d, K)
+    _, singular, right = torch.linalg.svd(centred_means, full_matrices=False)  # S descending
+    cutoff = max(h.shape[0], d) * torch.finfo(torch.float64).eps * torch.linalg.matrix_norm(means)
+    singular, right = singular[: k - 1], right[: k - 1]
+    inverse = torch.where(singular > cutoff, singular.reciprocal(), 0.0)  # no host sync on CUDA
+    projector = right.T * inverse  # (d, min(K - 1, d)): V S^-1, dropped directions zeroed
     total = torch.zeros((), dtype=torch.float64, device=h.device)
     for rows in row_chunks(h.shape[0], chunk_size):
         residual = h[rows].to(torch.float64) - means[index.inverse[rows]]

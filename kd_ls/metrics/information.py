@@ -1,6 +1,6 @@
 """Müller et al. (2019) information measures of a teacher: smoothness index and I(X; Y).
 
-Formulas from shared/docs/science.md §4. Results are float64 0-dim tensors on the input's device.
+Formulas from kd_ls/science.md §4. Results are float64 0-dim tensors on the input's device.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Müller et al. (2019) projection of penultimate features onto the plane of three class templates.
 
-shared/docs/science.md §5: the template of class c is its last-layer weight row with the bias
+kd_ls/science.md §5: the template of class c is its last-layer weight row with the bias
 appended, [w_c | b_c]; a feature h becomes [h | 1], so that template . feature is the logit. The
 plane through the three template points t1, t2, t3 gets the orthonormal basis (e1, e2) from
 Gram-Schmidt on (t2 - t1, t3 - t1). Points are projected as ((f - t1).e1, (f - t1).e2): the origin
@@ -10,12 +10,9 @@ Subtracting t1 only translates the scatter; it makes the templates' positions ea
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Sequence
 
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from kd_ls.metrics._common import check_rows
@@ -78,38 +75,3 @@ def muller_projection(
     lifted = torch.cat([features[picked].to(torch.float64), ones], dim=1)
     points = (lifted - origin.to(features.device)) @ basis.to(features.device).T
     return points.to(features.dtype), labels[picked]
-
-
-def plot_muller_projection(
-    points: Tensor,
-    labels: Tensor,
-    class_names: Sequence[str] | dict[int, str] | None = None,
-    path: str | os.PathLike[str] | None = None,
-    title: str = "Penultimate-layer projection",
-) -> Figure:
-    """Scatter the projected points coloured by class; PNG written when `path` is given.
-
-    `class_names` maps each distinct label (in sorted order, or by value for a dict) to a legend
-    entry. Built without pyplot, so no global figure state is left behind.
-    """
-    pts = points.detach().to(torch.float64).cpu()
-    lab = labels.detach().cpu()
-    figure = Figure(figsize=(5, 5))
-    axes = figure.add_subplot(1, 1, 1)
-    for position, value in enumerate(torch.unique(lab, sorted=True).tolist()):
-        mask = lab == value
-        if isinstance(class_names, dict):
-            name = class_names.get(value, str(value))
-        elif class_names is not None:
-            name = class_names[position]
-        else:
-            name = str(value)
-        axes.scatter(pts[mask, 0].tolist(), pts[mask, 1].tolist(), s=8, alpha=0.7, label=name)
-    axes.set_aspect("equal", adjustable="datalim")
-    axes.set_title(title)
-    axes.legend(loc="best", markerscale=2)
-    if path is not None:
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(out, format="png", dpi=120, bbox_inches="tight")
-    return figure

@@ -1,4 +1,4 @@
-"""Exact Euclidean silhouette score in row blocks, on CPU or GPU (shared/docs/science.md §5)."""
+"""Exact Euclidean silhouette score in row blocks, on CPU or GPU (kd_ls/science.md §5)."""
 
 from __future__ import annotations
 

@@ -32,6 +32,10 @@ class StudyProgress:
     def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         self.progress.stop()
 
+    def note(self, text: str) -> None:
+        """A one-off message above the bar (e.g. run folders the plan does not use)."""
+        self.console.print(f"[yellow]note[/yellow] {text}")
+
     def event(self, kind: str, run: PlannedRun, record: Optional[dict[str, Any]]) -> None:
         """Runner callback: 'skip' (already finished), 'redo' (stale files), 'start' or 'end'."""
         if kind == "redo":

@@ -23,21 +23,17 @@ from typing import Any, Callable, Optional
 import yaml
 
 from kd_ls.io import atomic_write_json, sha256_file
-from kd_ls.study.plan import PlannedRun, checkpoint_path, plan_study
+from kd_ls.layout import StudyLayout
+from kd_ls.study.plan import PlannedRun, plan_study
 from kd_ls.study.spec import Study, StudyError
 
 DONE, FAILED = "done", "failed"
 
 
-def run_folder(study_dir: Path, run_id: str) -> Path:
-    """The folder of one run inside a study folder."""
-    return study_dir / "runs" / run_id
-
-
 def read_record(study_dir: Path, run_id: str) -> Optional[dict[str, Any]]:
     """A run's record, or None when the run never finished (or its record is unreadable)."""
     try:
-        return json.loads((run_folder(study_dir, run_id) / "run.json").read_text())
+        return json.loads(StudyLayout.of(study_dir).run(run_id).record.read_text())
     except (OSError, ValueError):
         return None
 
@@ -57,11 +53,12 @@ def stale_reason(study_dir: Path, run_id: str) -> Optional[str]:
         return "not run yet"
     if record.get("status") != DONE:
         return f"failed before ({record.get('error')})"
-    folder = run_folder(study_dir, run_id)
-    checks = {"metrics.json": (folder / "metrics.json", record.get("metrics_sha256")),
-              "checkpoint": (folder / "checkpoints" / "last.ckpt", record.get("checkpoint_sha256"))}
+    layout = StudyLayout.of(study_dir)
+    run = layout.run(run_id)
+    checks = {run.metrics.name: (run.metrics, record.get("metrics_sha256")),
+              "checkpoint": (run.last_checkpoint, record.get("checkpoint_sha256"))}
     if record.get("teacher_id"):
-        checks["teacher checkpoint"] = (checkpoint_path(study_dir, record["teacher_id"]),
+        checks["teacher checkpoint"] = (layout.run(record["teacher_id"]).last_checkpoint,
                                         record.get("teacher_checkpoint_sha256"))
     for name, (path, expected) in checks.items():
         if _sha(path) != expected:
@@ -76,14 +73,15 @@ def is_finished(study_dir: Path, run_id: str) -> bool:
 
 def cli_config(study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any]:
     """The complete `kd-ls fit` config of a run: its planned config plus where things go."""
-    folder = run_folder(study_dir, run.run_id)
+    layout = StudyLayout.of(study_dir)
+    folder = layout.run(run.run_id).root
     config = json.loads(json.dumps(run.config))
     config["trainer"].update({"default_root_dir": str(folder), "enable_progress_bar": False,
                               "enable_model_summary": False})
     if run.teacher_id is not None:
-        config["model"]["init_args"]["teacher_ckpt"] = str(checkpoint_path(study_dir, run.teacher_id))
+        config["model"]["init_args"]["teacher_ckpt"] = str(layout.run(run.teacher_id).last_checkpoint)
     if study.logger == "wandb":
-        from kd_ls.tracking import study_wandb_logger
+        from kd_ls.study.tracking import study_wandb_logger
 
         config["trainer"]["logger"] = study_wandb_logger(study, run, folder)
     return config
@@ -107,34 +105,34 @@ def innermost(err: BaseException) -> BaseException:
 def run_identity(run: PlannedRun) -> dict[str, Any]:
     """The fields that say which run a record belongs to."""
     return {"run_id": run.run_id, "role": run.role, "seed": run.seed, "alpha": run.alpha,
-            "temperature": run.temperature, "teacher_id": run.teacher_id}
+            "teacher_alpha": run.teacher_alpha, "temperature": run.temperature, "teacher_id": run.teacher_id}
 
 
-def execute_run(study: Study, run: PlannedRun, study_dir: Path, threads: Optional[int] = None) -> dict[str, Any]:
+def execute_run(study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any]:
     """Train one run in this process; write and return its record (done or failed).
 
-    `threads` pins torch's CPU threads: float32 reductions depend on it, so runs reproduce
-    bit for bit only with the same thread count (it follows --jobs or cpus_per_task)."""
+    torch's CPU threads are pinned to `study.threads`: float32 reductions depend on the thread
+    count, so it is a setting of the study (and part of run ids), never derived from how many
+    runs execute at once."""
     import torch
 
-    from kd_ls.cli import KDLightningCLI
+    from kd_ls.lightning.harness import KDLightningCLI
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(study.threads)
     quiet_lightning()
-    folder = run_folder(study_dir, run.run_id)
+    layout = StudyLayout.of(study_dir).run(run.run_id)
+    folder = layout.root
     if folder.exists():  # leftovers of an attempt that never finished
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    config_file = folder / "study_run.yaml"
-    config_file.write_text(yaml.safe_dump(cli_config(study, run, study_dir), sort_keys=False))
+    layout.study_config.write_text(yaml.safe_dump(cli_config(study, run, study_dir), sort_keys=False))
     record = run_identity(run)
     start = time.perf_counter()
     try:
-        KDLightningCLI(args=["fit", "--config", str(config_file)])
-        record["metrics"] = json.loads((folder / "metrics.json").read_text())
-        provenance = json.loads((folder / "provenance.json").read_text())
-        record.update(status=DONE, provenance=provenance, metrics_sha256=_sha(folder / "metrics.json"),
+        KDLightningCLI(args=["fit", "--config", str(layout.study_config)])
+        record["metrics"] = json.loads(layout.metrics.read_text())
+        provenance = json.loads(layout.provenance.read_text())
+        record.update(status=DONE, provenance=provenance, metrics_sha256=_sha(layout.metrics),
                       checkpoint_sha256=provenance["checkpoint_sha256"],
                       teacher_checkpoint_sha256=provenance["teacher_checkpoint_sha256"])
     except (Exception, SystemExit) as err:  # noqa: BLE001 - a failed run is recorded, the study goes on
@@ -142,14 +140,14 @@ def execute_run(study: Study, run: PlannedRun, study_dir: Path, threads: Optiona
         record.update(status=FAILED, error=f"{type(root).__name__}: {root}".strip(),
                       traceback=traceback.format_exc(limit=20))
     record["seconds"] = round(time.perf_counter() - start, 3)
-    atomic_write_json(folder / "run.json", record)
+    atomic_write_json(layout.record, record)
     return record
 
 
 def _record_failure(study_dir: Path, run: PlannedRun, error: str) -> dict[str, Any]:
     """Write and return a failed record for a run that could not run (or whose worker died)."""
     record = {**run_identity(run), "status": FAILED, "error": error, "seconds": 0.0}
-    atomic_write_json(run_folder(study_dir, run.run_id) / "run.json", record)
+    atomic_write_json(StudyLayout.of(study_dir).run(run.run_id).record, record)
     return record
 
 
@@ -190,13 +188,19 @@ def submitit_executor(study: Study, study_dir: Path) -> Any:
         raise StudyError("study.cluster.executor: needs submitit; pip install 'kd-ls[slurm]'") from None
     c = study.cluster
     kind = "slurm" if c.executor == "slurm" else "local"
-    executor = submitit.AutoExecutor(folder=c.folder or str(study_dir / "submitit"), cluster=kind)
+    executor = submitit.AutoExecutor(folder=c.folder or str(StudyLayout.of(study_dir).submitit), cluster=kind)
     params: dict[str, Any] = {"timeout_min": c.timeout_min, "cpus_per_task": c.cpus_per_task,
                               "gpus_per_node": c.gpus_per_node, "mem_gb": c.mem_gb, "name": f"kd-ls-{study.name}"}
     if kind == "slurm":
         params.update(slurm_partition=c.partition, slurm_additional_parameters=c.slurm_additional_parameters)
     executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
     return executor
+
+
+def default_jobs(study: Study) -> int:
+    """Runs at once by default: one per GPU when GPUs are present, else the machine's cores
+    divided by the study's threads per run."""
+    return _gpu_count() or max(1, (os.cpu_count() or 1) // study.threads)
 
 
 def execute_study(
@@ -233,7 +237,6 @@ def execute_study(
     pool = _process_pool(jobs) if executor is None and jobs > 1 else None
     submit = (executor or pool).submit if (executor or pool) else None
     capacity = study.cluster.max_parallel if executor else jobs
-    threads = study.cluster.cpus_per_task if executor else max(1, (os.cpu_count() or 1) // jobs)
     try:
         while pending or running:
             for run in list(pending):
@@ -248,9 +251,9 @@ def execute_study(
                     continue
                 notify("start", run, None)
                 if submit is None:
-                    notify("end", run, execute_run(study, run, study_dir, threads))
+                    notify("end", run, execute_run(study, run, study_dir))
                 else:
-                    running[run.run_id] = (run, submit(execute_run, study, run, study_dir, threads))
+                    running[run.run_id] = (run, submit(execute_run, study, run, study_dir))
             for run_id, (run, job) in list(running.items()):
                 if job.done():
                     del running[run_id]

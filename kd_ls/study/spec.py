@@ -8,15 +8,18 @@ students trained alone (plain and with LS); all of it for every seed in `seeds`.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from kd_ls.data import DATASETS
+from kd_ls.data import DATASETS, ArrayDataModule
+from kd_ls.lightning.module import ClassifierModule
+from kd_ls.lightning.optim import check_optimization
 from kd_ls.losses import CONVENTIONS
-from kd_ls.lit import OPTIMIZERS, SCHEDULES
 from kd_ls.models import create_model
 
 LOGGERS = ("csv", "wandb")
@@ -27,26 +30,46 @@ class StudyError(ValueError):
     """A malformed study file; the message is one line naming the field."""
 
 
+def _defaults(cls: type) -> dict[str, Any]:
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+# The module and the data module own their defaults; a recipe only names them.
+_MODULE = _defaults(ClassifierModule)
+_DATA = _defaults(ArrayDataModule)
+# Recipe fields passed to the module under the same name.
+MODULE_FIELDS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones", "gamma",
+                 "warmup_epochs", "channels_last", "compile", "steps_per_call")
+
+
 @dataclass
 class Recipe:
-    """How one network is trained: its model and optimisation settings."""
+    """How one network is trained: its model and optimisation settings.
 
-    model: str = "mlp"
+    Defaults are ClassifierModule's (and the data module's batch size): one source of truth."""
+
+    model: str = _MODULE["net"]
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
-    batch_size: int = 128
-    optimizer: str = "adamw"
-    lr: float = 0.003
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 0.05
-    schedule: str = "cosine"
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    channels_last: bool = False
-    compile: bool = False
-    steps_per_call: int = 1
+    batch_size: int = _DATA["batch_size"]
+    optimizer: str = _MODULE["optimizer"]
+    lr: float = _MODULE["lr"]
+    momentum: float = _MODULE["momentum"]
+    nesterov: bool = _MODULE["nesterov"]
+    weight_decay: float = _MODULE["weight_decay"]
+    schedule: str = _MODULE["schedule"]
+    milestones: list[float] = field(default_factory=lambda: list(_MODULE["milestones"]))
+    gamma: float = _MODULE["gamma"]
+    warmup_epochs: float = _MODULE["warmup_epochs"]
+    channels_last: bool = _MODULE["channels_last"]
+    compile: bool = _MODULE["compile"]
+    steps_per_call: int = _MODULE["steps_per_call"]
+
+    def module_args(self) -> dict[str, Any]:
+        """The ClassifierModule arguments of this recipe."""
+        return {"net": self.model, "net_kwargs": self.model_kwargs or None,
+                **{name: getattr(self, name) for name in MODULE_FIELDS}}
 
 
 @dataclass
@@ -116,6 +139,7 @@ class Study:
     wandb: WandbSettings = field(default_factory=WandbSettings)
     trainer: dict[str, Any] = field(default_factory=dict)
     teacher_cache: Optional[bool] = None
+    threads: int = 1
     cluster: Cluster = field(default_factory=Cluster)
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,10 +207,14 @@ def _require(ok: bool, message: str) -> None:
 def _check_recipe(r: Recipe, where: str, input_shape: Optional[tuple[int, ...]] = None) -> None:
     _require(r.epochs >= 1, f"{where}.epochs: must be >= 1, got {r.epochs}")
     _require(r.batch_size >= 1, f"{where}.batch_size: must be >= 1, got {r.batch_size}")
-    _require(r.lr > 0, f"{where}.lr: must be > 0, got {r.lr}")
     _require(r.steps_per_call >= 1, f"{where}.steps_per_call: must be >= 1, got {r.steps_per_call}")
-    _require(r.optimizer in OPTIMIZERS, f"{where}.optimizer: must be one of {', '.join(OPTIMIZERS)}; got {r.optimizer!r}")
-    _require(r.schedule in SCHEDULES, f"{where}.schedule: must be one of {', '.join(SCHEDULES)}; got {r.schedule!r}")
+    try:  # the module's own validation, with the recipe's field names
+        check_optimization(r.optimizer, r.lr, r.momentum, r.weight_decay, r.schedule, r.milestones, r.gamma,
+                           r.warmup_epochs, prefix=f"{where}.")
+    except ValueError as err:
+        raise StudyError(str(err).replace(" must be ", ": must be ", 1)) from None
+    _require(r.warmup_epochs < r.epochs,
+             f"{where}.warmup_epochs: must be shorter than the run ({where}.epochs={r.epochs}), got {r.warmup_epochs:g}")
     try:  # builds the network once on a dummy shape: an unknown name fails here, not hours later
         create_model(r.model, 10, input_shape or (3, 32, 32), **r.model_kwargs)
     except (ValueError, TypeError) as err:
@@ -227,6 +255,7 @@ def validate(study: Study) -> Study:
     _require(study.cluster.executor in EXECUTORS,
              f"study.cluster.executor: must be one of {', '.join(EXECUTORS)}; got {study.cluster.executor!r}")
     _require(study.cluster.max_parallel >= 1, f"study.cluster.max_parallel: must be >= 1, got {study.cluster.max_parallel}")
+    _require(study.threads >= 1, f"study.threads: must be >= 1, got {study.threads}")
     return study
 
 
@@ -253,25 +282,9 @@ def load_study(path: Optional[str | Path] = None) -> Study:
     return parse_study(raw)
 
 
-DEFAULT_STUDY = """
-# The default study: does a label-smoothed teacher make a worse student on MNIST-1D?
-name: mnist1d-default
-dataset: {name: mnist1d, options: {num_samples: 4000}}
-teacher: {model: conv1d, epochs: 15, batch_size: 128, optimizer: adamw, lr: 0.003, weight_decay: 0.05,
-          steps_per_call: 64}
-student: {model: mlp, model_kwargs: {widths: [256, 256]}, epochs: 15, batch_size: 128,
-          optimizer: adamw, lr: 0.003, weight_decay: 0.05, steps_per_call: 64}
-alphas: [0.0, 0.1, 0.3]
-convention: uniform
-temperatures: [1, 2, 4, 8]
-beta: 1.0
-soften_student: true
-baselines: {alone: true, ls_alpha: 0.1}
-seeds: [0, 1, 2]
-output: runs/study/mnist1d-default
-"""
+DEFAULT_STUDY = importlib.resources.files("kd_ls.configs") / "study" / "mnist1d_default.yaml"
 
 
 def default_study() -> Study:
-    """The embedded default study (MNIST-1D, conv1d teachers, MLP students)."""
-    return parse_study(yaml.safe_load(DEFAULT_STUDY))
+    """The default study, read from the shipped configs/study/mnist1d_default.yaml."""
+    return parse_study(yaml.safe_load(DEFAULT_STUDY.read_text()))

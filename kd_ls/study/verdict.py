@@ -1,5 +1,6 @@
 """The study's verdict: paired LS-teacher vs plain-teacher comparisons, Müller's protocol,
-teacher and cell tables, as JSON-ready data and as markdown.
+teacher and cell tables, and the sentences that state them, as JSON-ready data
+(render.py turns it into markdown).
 
 Conventions (science.md §6): students of the same seed are paired across teachers; every
 mean comes with a 95% Student-t interval over seeds; the word is decided by the interval
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping
 
+from kd_ls.study.cells import Cell, alpha_cells, done_rows, metric_interval, student_cells
 from kd_ls.study.stats import BETTER, WORSE, Interval, mean_interval, verdict_word
 
 PLAIN_ALPHA = 0.0
@@ -18,102 +20,6 @@ MUELLER_LS_TEMPERATURE = 1.0
 SELECTION_METRIC = "val_acc"
 PRIMARY_METRIC = "test_acc"
 TEACHER_METRICS = ("test_acc", "test_ece", "test_ece_ts", "test_ts_temperature")
-ROLES = ("teacher", "student", "baseline")
-_DIFFERENCE_HEADER = ["mean diff (pp)", "95% CI (pp)", "n", "verdict"]
-_TEXT_COLUMNS = ("role", "status")
-
-Row = dict[str, Any]
-Cell = dict[int, Row]
-
-
-# ---------------------------------------------------------------- rows and cells
-
-
-def _number(value: Any) -> float | None:
-    """Float of a CSV or in-memory value; empty, None and nan all mean 'missing'."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
-def _maybe_number(value: Any) -> Any:
-    """Float when the value reads as a number, else the value unchanged (unknown text columns)."""
-    try:
-        return _number(value)
-    except (TypeError, ValueError):
-        return value
-
-
-def normalise_row(row: Mapping[str, Any]) -> Row:
-    """Copy of a results row with CSV strings coerced: seed to int, numbers to float,
-    empty strings to None; unknown non-numeric columns are kept as they are."""
-    out: Row = {}
-    for key, value in row.items():
-        if key in _TEXT_COLUMNS:
-            out[key] = None if value is None else str(value).strip()
-        elif key == "seed":
-            seed = _number(value)
-            out[key] = None if seed is None else int(seed)
-        else:
-            out[key] = _maybe_number(value)
-    return out
-
-
-def _check_done_row(row: Row) -> None:
-    """Refuse a finished row that cannot be placed in a cell, rather than guess its cell."""
-    if row.get("role") not in ROLES:
-        raise ValueError(f"row has unknown role {row.get('role')!r}: {row}")
-    if row.get("seed") is None or row.get("alpha") is None:
-        raise ValueError(f"finished row lacks seed or alpha: {row}")
-    if row["role"] == "student" and row.get("temperature") is None:
-        raise ValueError(f"finished student row lacks temperature: {row}")
-
-
-def done_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[Row], int]:
-    """Normalised finished rows, and the number of failed rows (which are left out)."""
-    done: list[Row] = []
-    failed = 0
-    for raw in rows:
-        row = normalise_row(raw)
-        if row.get("status") == "failed":
-            failed += 1
-        elif row.get("status") == "done":
-            _check_done_row(row)
-            done.append(row)
-    return done, failed
-
-
-def _add_to_cell(cells: dict[Any, Cell], key: Any, row: Row) -> None:
-    """Put a row in its cell; two finished runs of one seed in one cell would make the
-    pairing ambiguous, so that is an error."""
-    cell = cells.setdefault(key, {})
-    if row["seed"] in cell:
-        raise ValueError(f"two finished {row['role']} runs for seed {row['seed']} in cell {key}")
-    cell[row["seed"]] = row
-
-
-def student_cells(rows: Iterable[Row]) -> dict[tuple[float, float], Cell]:
-    """Finished student rows by (teacher alpha, temperature), each cell keyed by seed."""
-    cells: dict[Any, Cell] = {}
-    for row in rows:
-        if row["role"] == "student":
-            _add_to_cell(cells, (row["alpha"], row["temperature"]), row)
-    return cells
-
-
-def alpha_cells(rows: Iterable[Row], role: str) -> dict[float, Cell]:
-    """Finished teacher or baseline rows by alpha, each cell keyed by seed."""
-    cells: dict[Any, Cell] = {}
-    for row in rows:
-        if row["role"] == role:
-            _add_to_cell(cells, row["alpha"], row)
-    return cells
-
-
-def metric_interval(cell: Cell, metric: str) -> Interval:
-    """95% interval over the seeds of a cell that report ``metric``."""
-    return mean_interval([row[metric] for row in cell.values() if row.get(metric) is not None])
 
 
 # ---------------------------------------------------------------- JSON pieces
@@ -349,7 +255,8 @@ def _summary(verdict: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-# ---------------------------------------------------------------- public entry points
+
+# ---------------------------------------------------------------- public entry point
 
 
 def build_verdict(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -371,105 +278,3 @@ def build_verdict(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
     verdict["summary"] = _summary(verdict)
     return verdict
-
-
-def _table(header: list[str], body: list[list[str]]) -> list[str]:
-    """Markdown table lines."""
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-        *("| " + " | ".join(cells) + " |" for cells in body),
-    ]
-
-
-def _difference_cells(entry: Mapping[str, Any]) -> list[str]:
-    """mean diff (pp) | 95% CI | n | verdict, for one comparison."""
-    if entry.get("missing"):
-        return ["n/a", "n/a", "0", f"missing: {entry['missing']}"]
-    return [_pp(entry["mean"], signed=True), _ci(entry), str(entry["n"]), entry["verdict"]]
-
-
-def _interval_cells(interval: Mapping[str, Any], percent: bool = True) -> list[str]:
-    """mean | 95% CI for one interval, in percent or as a plain number."""
-    if percent:
-        return [_pp(interval["mean"]), _ci(interval)]
-    if interval["mean"] is None:
-        return ["n/a", "n/a"]
-    ci = "n/a" if interval["low"] is None else f"[{interval['low']:.2f}, {interval['high']:.2f}]"
-    return [f"{interval['mean']:.2f}", ci]
-
-
-def _paired_markdown(paired: list[Mapping[str, Any]]) -> list[str]:
-    """One table per temperature of LS-teacher minus plain-teacher student accuracy."""
-    lines = ["## Paired differences: LS-teacher student minus plain-teacher student (test accuracy)", ""]
-    for temperature in sorted({entry["temperature"] for entry in paired}):
-        body = [[f"{entry['alpha']:g}", *_difference_cells(entry)]
-                for entry in paired if entry["temperature"] == temperature]
-        lines += [f"### T={temperature:g}", "", *_table(["alpha", *_DIFFERENCE_HEADER], body), ""]
-    return lines
-
-
-def _mueller_markdown(mueller: Mapping[str, Any]) -> list[str]:
-    """Müller's protocol: the selected T and every comparison it makes."""
-    best = mueller["best_temperature"]
-    chosen = "none (no plain-teacher val_acc)" if best is None else f"T={best:g}"
-    body = [
-        [f"{_student_label(e['alpha'], e['ls_temperature'])} - {_student_label(PLAIN_ALPHA, best)}",
-         *_difference_cells(e)]
-        for e in mueller["ls_vs_plain"]
-    ] + [
-        [f"{_student_label(e['teacher_alpha'], e['temperature'])}"
-         f" - student alone with LS (alpha={e['baseline_alpha']:g})", *_difference_cells(e)]
-        for e in mueller["vs_ls_baseline"]
-    ]
-    return [
-        "## Müller's protocol",
-        "",
-        f"Plain teacher's T chosen by mean {mueller['selection_metric']} (never test accuracy): {chosen}.",
-        "",
-        *_table(["comparison", *_DIFFERENCE_HEADER], body),
-        "",
-        *(f"- {note}\n" for note in mueller["notes"]),
-    ]
-
-
-def _teachers_markdown(teachers: list[Mapping[str, Any]]) -> list[str]:
-    """Teacher accuracy and calibration per alpha."""
-    header = ["alpha", "n", "test acc (%)", "95% CI", "ECE (%)", "95% CI",
-              "ECE after TS (%)", "95% CI", "TS T*", "95% CI"]
-    body = [
-        [f"{t['alpha']:g}", str(t["n"]), *_interval_cells(t["test_acc"]), *_interval_cells(t["test_ece"]),
-         *_interval_cells(t["test_ece_ts"]), *_interval_cells(t["test_ts_temperature"], percent=False)]
-        for t in teachers
-    ]
-    return ["## Teachers", "", *_table(header, body), ""]
-
-
-def _cells_markdown(cells: Mapping[str, Any]) -> list[str]:
-    """Student and baseline test accuracy per cell."""
-    students = [[f"{c['alpha']:g}", f"{c['temperature']:g}", *_interval_cells(c[PRIMARY_METRIC]),
-                 str(c[PRIMARY_METRIC]["n"])]
-                for c in cells["students"]]
-    baselines = [[f"{c['alpha']:g}", *_interval_cells(c[PRIMARY_METRIC]), str(c[PRIMARY_METRIC]["n"])]
-                 for c in cells["baselines"]]
-    return [
-        "## Student cells (test accuracy)", "",
-        *_table(["teacher alpha", "T", "mean (%)", "95% CI (%)", "n"], students), "",
-        "## Baseline students trained alone (test accuracy)", "",
-        *_table(["LS alpha", "mean (%)", "95% CI (%)", "n"], baselines), "",
-    ]
-
-
-def render_markdown(verdict: Mapping[str, Any]) -> str:
-    """verdict.md: summary, per-T paired tables, Müller's protocol, teachers and cells.
-
-    Differences are in percentage points with two decimals; verdict words come from the
-    intervals only (science.md §6).
-    """
-    lines = ["# Verdict", "", *(f"- {line}" for line in verdict["summary"]), "",
-             f"Failed runs left out: {verdict['failed']}.", ""]
-    lines += _paired_markdown(verdict["paired"])
-    lines += _mueller_markdown(verdict["mueller"])
-    lines += _teachers_markdown(verdict["teachers"])
-    lines += _cells_markdown(verdict["cells"])
-    return "\n".join(lines)

@@ -1,11 +1,12 @@
-"""`kd-ls compare`: one comparison table across studies, from local folders or a W&B project."""
+"""One comparison table across studies, from local study folders or a W&B project (`kd-ls compare`)."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
+from kd_ls.layout import StudyLayout
 from kd_ls.study.verdict import build_verdict
 
 ROLES = ("teacher", "student", "baseline")
@@ -13,7 +14,7 @@ ROLES = ("teacher", "student", "baseline")
 
 def rows_from_study_dir(study_dir: Path) -> list[dict[str, Any]]:
     """The results.csv rows of a local study folder."""
-    path = study_dir / "results.csv"
+    path = StudyLayout.of(study_dir).results
     if not path.is_file():
         raise FileNotFoundError(f"STUDY_DIR: '{study_dir}' has no results.csv (run `kd-ls report {study_dir}`)")
     with open(path) as f:
@@ -21,7 +22,7 @@ def rows_from_study_dir(study_dir: Path) -> list[dict[str, Any]]:
 
 
 def rows_from_wandb(project: str, group: Optional[str]) -> list[dict[str, Any]]:
-    """Rows rebuilt from W&B runs (config fields role/seed/alpha/temperature, summary metrics)."""
+    """Rows rebuilt from W&B runs (config fields role/seed/alpha/teacher_alpha/temperature, summary metrics)."""
     import wandb
 
     runs = wandb.Api().runs(project, filters={"group": group} if group else None)
@@ -29,7 +30,7 @@ def rows_from_wandb(project: str, group: Optional[str]) -> list[dict[str, Any]]:
     for run in runs:
         if run.config.get("role") not in ROLES:
             continue
-        row = {k: run.config.get(k) for k in ("role", "seed", "alpha", "temperature", "run_id")}
+        row = {k: run.config.get(k) for k in ("role", "seed", "alpha", "teacher_alpha", "temperature", "run_id")}
         row["status"] = "done" if run.state == "finished" else "failed"
         row.update({k.replace("/", "_"): v for k, v in run.summary.items() if isinstance(v, (int, float))})
         rows.append(row)
@@ -61,27 +62,3 @@ def render(table: list[dict[str, Any]]) -> str:
         mean = "n/a" if r["mean_pp"] is None else f"{r['mean_pp']:+.2f}"
         lines.append(f"| {r['source']} | {r['T']:g} | {r['alpha']:g} | {mean} | {ci} | {r['n']} | {r['verdict']} |")
     return "\n".join(lines)
-
-
-def compare_main(argv: Sequence[str]) -> None:
-    """Parse `kd-ls compare` arguments and print the table (optionally also write CSV)."""
-    from kd_ls.cli import ArgumentParser
-
-    parser = ArgumentParser(prog="kd-ls compare", description="Compare studies' paired verdicts.")
-    parser.add_argument("study_dirs", nargs="*", help="local study folders")
-    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read runs from this W&B project (online)")
-    parser.add_argument("--group", help="W&B group (study name) to read")
-    parser.add_argument("--csv", help="also write the table to this CSV file")
-    args = parser.parse_args(argv)
-    if not args.study_dirs and not args.wandb:
-        parser.error("give at least one STUDY_DIR or --wandb ENTITY/PROJECT")
-    sources = {str(d): rows_from_study_dir(Path(d)) for d in args.study_dirs}
-    if args.wandb:
-        sources[f"wandb:{args.wandb}/{args.group or '*'}"] = rows_from_wandb(args.wandb, args.group)
-    table = comparison_table(sources)
-    print(render(table))
-    if args.csv and table:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)

@@ -1,7 +1,7 @@
-"""`kd-ls analyze CKPT`: every teacher/student metric of science.md §4-5 for one checkpoint, plus plots.
+"""The analysis of one checkpoint (`kd-ls analyze`): every metric of science.md §4-5, plus plots.
 
-The network is rebuilt from the checkpoint alone (`kd_ls.lit.load_teacher`) and evaluated on the
-data module of its run folder's config.yaml (or a `--data` file), exactly as training evaluated it:
+The network is rebuilt from the checkpoint alone (`kd_ls.lightning.checkpoint.load_network`) and
+evaluated on the data module of its run folder's config.yaml (or a `--data` file), exactly as training evaluated it:
 same split, same normalisation, same `kd_ls.evaluation` functions. Written to the output folder:
 
 - `metrics.json`: classification and calibration metrics, ECE after temperature scaling (T* fitted
@@ -14,19 +14,16 @@ same split, same normalisation, same `kd_ls.evaluation` functions. Written to th
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import Tensor, nn
 
 from kd_ls import metrics
-from kd_ls.data import DATASETS, ArrayDataModule
+from kd_ls.data import ArrayDataModule
 from kd_ls.evaluation import (
     SplitOutputs,
     calibration_after_scaling,
@@ -37,7 +34,11 @@ from kd_ls.evaluation import (
     teacher_agreement_metrics,
 )
 from kd_ls.io import atomic_save_tensor, atomic_write_json
-from kd_ls.lit import load_teacher, read_checkpoint
+from kd_ls.layout import AnalysisLayout
+from kd_ls.lightning.checkpoint import load_network, read_checkpoint
+from kd_ls.plots import save_figure
+from kd_ls.plots.calibration import plot_reliability_diagram
+from kd_ls.plots.projection import plot_muller_projection
 
 SMOOTHNESS_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 MI_PER_CLASS = 300  # Müller et al.: N = 600 training examples, 300 of each of the two classes.
@@ -49,91 +50,6 @@ PROJECTION_PER_CLASS = 100  # science.md §5: 100 examples per class in the Mül
 # Separate seeds per random choice, so changing one setting (e.g. the number of views) leaves the
 # other random draws (which examples are projected) unchanged.
 SEED_MI_EXAMPLES, SEED_MI_VIEWS, SEED_PROJECTION = 0, 1, 2
-
-
-def analyze_main(argv: Sequence[str]) -> None:
-    """kd-ls analyze CKPT [--data FILE] [--split {val,test}] [--out DIR] [--classes A,B,C] [--views L]
-    [--device cpu|cuda|auto]: write metrics.json, plots and features.pt of a checkpoint.
-
-    Raises FileNotFoundError / ValueError (printed by the CLI as one `kd-ls: error:` line) for a
-    missing checkpoint or data config, a data config that names no usable data module, or bad
-    --classes / --views / --device values.
-    """
-    parser = argparse.ArgumentParser(prog="kd-ls analyze", description="Metrics and plots of a kd-ls checkpoint.")
-    parser.add_argument("ckpt", metavar="CKPT", help="checkpoint file, usually RUN/checkpoints/last.ckpt")
-    parser.add_argument("--data", metavar="FILE",
-                        help="YAML with a data: section (class_path/init_args) or those keys at top level; "
-                             "default: RUN/config.yaml of the run folder holding CKPT")
-    parser.add_argument("--split", choices=("val", "test"), default="test", help="split to evaluate (default: test)")
-    parser.add_argument("--out", metavar="DIR", help="output folder (default: RUN/analysis/<split>/)")
-    parser.add_argument("--classes", default="0,1,2", metavar="A,B,C",
-                        help="three classes (indices or names) for the Müller projection; the first two "
-                             "also define the logit difference of the mutual information (default: 0,1,2)")
-    parser.add_argument("--views", type=int, default=5, metavar="L",
-                        help="augmented views per example for the mutual information (default: 5)")
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
-                        help="where the network and metrics run (auto: cuda when available)")
-    args = parser.parse_args(argv)
-
-    ckpt = Path(args.ckpt)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"CKPT: no checkpoint at '{ckpt}'")
-    run_dir = ckpt.resolve().parent.parent
-    if args.data is not None:
-        data_file = Path(args.data)
-        if not data_file.is_file():
-            raise FileNotFoundError(f"--data: no file at '{data_file}'")
-    else:
-        data_file = run_dir / "config.yaml"
-        if not data_file.is_file():
-            raise FileNotFoundError(
-                f"--data: no run config at '{data_file}' (CKPT is not in a RUN/checkpoints/ folder); "
-                "pass --data FILE with the data section"
-            )
-    datamodule = datamodule_from_config(data_file)
-    out_dir = Path(args.out) if args.out else run_dir / "analysis" / args.split
-    values = analyze_checkpoint(
-        str(ckpt), datamodule, out_dir, split=args.split,
-        classes=parse_classes(args.classes, datamodule.class_names), views=args.views,
-        device=None if args.device == "auto" else args.device,
-    )
-    shown = ("acc", "nll", "ece", "ece_ts", "ts_temperature", "r2", "nc1", "mutual_information", "agreement")
-    print("  ".join(f"{k}={values[k]:.4g}" for k in shown if k in values))
-    print(f"Analysis of {ckpt} ({args.split} split) in {out_dir}: "
-          "metrics.json, muller_projection.png, reliability_diagram.png, features.pt")
-
-
-def datamodule_from_config(path: str | Path) -> ArrayDataModule:
-    """The kd-ls data module described by a YAML file, not yet set up.
-
-    The file holds a `data:` section with `class_path` and `init_args` (a run folder's config.yaml
-    has one), or those two keys at top level. `class_path` is a dotted class path such as
-    `kd_ls.data.MNIST1D`, or a registry name of `kd_ls.data.DATASETS` such as `mnist1d`.
-    Raises ValueError (prefixed `--data:`) when the file does not describe a kd-ls data module.
-    """
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"--data: '{path}' is not valid YAML ({err})") from None
-    section = config.get("data", config) if isinstance(config, dict) else None
-    if not isinstance(section, dict) or "class_path" not in section:
-        raise ValueError(f"--data: '{path}' has no data class_path (expected data: {{class_path, init_args}})")
-    class_path, init_args = str(section["class_path"]), section.get("init_args") or {}
-    if class_path in DATASETS:
-        cls: Any = DATASETS[class_path]
-    else:
-        module_name, _, class_name = class_path.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError, ValueError):
-            raise ValueError(f"--data: cannot import data class '{class_path}' named in '{path}'") from None
-    if not (isinstance(cls, type) and issubclass(cls, ArrayDataModule)):
-        raise ValueError(f"--data: '{class_path}' is not a kd-ls data module (kd_ls.data.ArrayDataModule)")
-    try:
-        return cls(**init_args)
-    except TypeError as err:  # an unknown or missing init argument: a config error, not a bug
-        raise ValueError(f"--data: {class_path}: {err}") from None
 
 
 def parse_classes(text: str, class_names: Sequence[str]) -> tuple[int, int, int]:
@@ -207,7 +123,7 @@ def analyze_checkpoint(
     if len(classes) != 3 or len(set(classes)) != 3 or not all(0 <= c < num_classes for c in classes):
         raise ValueError(f"classes: need three distinct classes in 0..{num_classes - 1}, got {classes}")
 
-    net = load_teacher(ckpt, num_classes, "CKPT").to(run_device)
+    net = load_network(ckpt, num_classes, "CKPT").to(run_device)
     outputs = datamodule_outputs(net, datamodule, split, run_device)
     val = datamodule_outputs(net, datamodule, "val", run_device, with_features=False)
 
@@ -222,21 +138,21 @@ def analyze_checkpoint(
     saved = {"logits": outputs.logits.cpu(), "features": outputs.features.cpu(), "labels": outputs.labels.cpu()}
     teacher_ckpt = hparams.get("teacher_ckpt")
     if teacher_ckpt and Path(teacher_ckpt).is_file():
-        teacher = load_teacher(teacher_ckpt, num_classes).to(run_device)
+        teacher = load_network(teacher_ckpt, num_classes).to(run_device)
         teacher_logits = datamodule_outputs(teacher, datamodule, split, run_device, with_features=False).logits
         values.update(teacher_agreement_metrics(outputs.logits, teacher_logits))
         saved["teacher_logits"] = teacher_logits.cpu()
     elif teacher_ckpt:
         warnings.warn(f"teacher checkpoint '{teacher_ckpt}' of this student is missing; no agreement/KL metrics")
 
-    out_dir = Path(out_dir)
-    atomic_write_json(out_dir / "metrics.json", values)
-    atomic_save_tensor(out_dir / "features.pt", saved)
-    metrics.plot_reliability_diagram(
-        F.softmax(outputs.logits, -1), outputs.labels, path=out_dir / "reliability_diagram.png",
+    out = AnalysisLayout(Path(out_dir))
+    atomic_write_json(out.metrics, values)
+    atomic_save_tensor(out.features, saved)
+    plot_reliability_diagram(
+        F.softmax(outputs.logits, -1), outputs.labels, path=out.reliability,
         title=f"Reliability diagram ({split} split, N = {outputs.labels.shape[0]})",
     )
-    _plot_projection(net, outputs, classes, datamodule.class_names, out_dir / "muller_projection.png", split)
+    _plot_projection(net, outputs, classes, datamodule.class_names, out.projection, split)
     return values
 
 
@@ -307,7 +223,7 @@ def _plot_projection(
         classes, per_class=PROJECTION_PER_CLASS, generator=torch.Generator().manual_seed(SEED_PROJECTION),
     )
     names = {c: class_names[c] for c in classes}
-    figure = metrics.plot_muller_projection(
+    figure = plot_muller_projection(
         points, labels, names, title=f"Penultimate features on the plane of 3 class templates ({split} split)"
     )
     axes = figure.axes[0]
@@ -316,4 +232,4 @@ def _plot_projection(
     axes.set_xlabel(f"along template {b} − template {a}")
     axes.set_ylabel(f"toward template {c} (orthogonal part)")
     axes.get_legend().set_title("class")
-    figure.savefig(path, format="png", dpi=120, bbox_inches="tight")
+    save_figure(figure, path)

@@ -1,44 +1,31 @@
-"""The `kd-ls` command: Lightning's CLI (fit/validate/test) plus kd-ls's own commands.
+"""One `kd-ls fit` / `validate` / `test` run: the Lightning CLI set up for kd-ls.
 
-Every Lightning run lands in `trainer.default_root_dir` (its *run folder*): the resolved
-`config.yaml`, `checkpoints/last.ckpt`, the CSV (or W&B) logs, and `metrics.json` with the
-final val and test metrics.
+Every run lands in `trainer.default_root_dir`, its *run folder* (kd_ls/layout.py names its
+files): the resolved config, the last-epoch checkpoint, the CSV (or W&B) logs, provenance and
+`metrics.json` with the final val and test metrics. Studies run each of their runs through
+this harness, in-process.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
-import sys
 import warnings
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from jsonargparse import ArgumentError, Namespace
+from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from kd_ls.data import ArrayDataModule
 from kd_ls.io import atomic_write_json
-from kd_ls.lit import ClassifierModule
+from kd_ls.layout import RunLayout
+from kd_ls.lightning.module import ClassifierModule
+from kd_ls.lightning.wandb_logger import close_wandb_runs
 from kd_ls.provenance import run_provenance
-from kd_ls.tracking import close_wandb_runs
 
 CSV_LOGGER = "pytorch_lightning.loggers.CSVLogger"
 RICH_BAR = "pytorch_lightning.callbacks.RichProgressBar"
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse for kd-ls's own commands: a usage error is a ValueError, printed as one line."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        """Raise instead of printing usage and exiting."""
-        raise ValueError(f"{message} (see `{self.prog} --help`)")
-
-
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, argparse.ArgumentError, ArgumentError)
 
 
 class SaveAndLogConfig(SaveConfigCallback):
@@ -79,6 +66,9 @@ class KDLightningCLI(LightningCLI):
         """Link the data's shape into the model; make the last-epoch checkpoint configurable."""
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.input_shape", "model.init_args.input_shape", apply_on="instantiate")
+        # The model owns steps_per_call (it decides manual optimization); the data module groups
+        # its training batches to match.
+        parser.link_arguments("model.init_args.steps_per_call", "data.init_args.steps_per_call", apply_on="parse")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": 0})
 
@@ -92,11 +82,11 @@ class KDLightningCLI(LightningCLI):
         for logger in _as_list(cfg.trainer.logger):
             if isinstance(logger, Namespace) and logger.class_path.endswith("WandbLogger"):
                 # kd-ls's subclass: same arguments, plus falling back to offline logging.
-                logger.class_path = "kd_ls.tracking.KDWandbLogger"
+                logger.class_path = "kd_ls.lightning.wandb_logger.KDWandbLogger"
                 if logger.init_args.get("save_dir") in (None, "."):
                     logger.init_args.save_dir = root
         if cfg.checkpoint.dirpath is None:
-            cfg.checkpoint.dirpath = os.path.join(root, "checkpoints")
+            cfg.checkpoint.dirpath = str(RunLayout.of(root).checkpoints)
         callbacks = _as_list(cfg.trainer.callbacks)
         has_bar = any(getattr(c, "class_path", "").endswith("ProgressBar") for c in callbacks)
         if cfg.trainer.enable_progress_bar is not False and not has_bar:
@@ -147,12 +137,12 @@ class KDLightningCLI(LightningCLI):
         metrics.json comes last: its presence means the run's files are complete."""
         values = self.collect_metrics()
         if self.trainer.is_global_zero:
-            ckpt = os.path.join(self.run_dir, "checkpoints", "last.ckpt")
+            layout = RunLayout.of(self.run_dir)
+            ckpt = layout.last_checkpoint
             teacher = self.model.hparams.get("teacher_ckpt")
             seed = self.config[self.subcommand].get("seed_everything")
-            atomic_write_json(os.path.join(self.run_dir, "provenance.json"),
-                              run_provenance(seed, ckpt if os.path.isfile(ckpt) else None, teacher))
-            atomic_write_json(os.path.join(self.run_dir, "metrics.json"), values)
+            atomic_write_json(layout.provenance, run_provenance(seed, str(ckpt) if ckpt.is_file() else None, teacher))
+            atomic_write_json(layout.metrics, values)
         close_wandb_runs(self.trainer, self.run_dir)
 
 
@@ -160,99 +150,3 @@ def _as_list(value: Any) -> list:
     if value in (None, True, False):
         return []
     return list(value) if isinstance(value, list) else [value]
-
-
-def study_command(argv: Sequence[str]) -> None:
-    """kd-ls study [--config FILE] [--jobs N] [--output DIR]: run a whole study, print its verdict."""
-    from kd_ls.study import load_study, run_study
-    from kd_ls.study.verdict import render_markdown
-
-    parser = ArgumentParser(prog="kd-ls study", description=study_command.__doc__)
-    parser.add_argument("--config", help="study file (YAML); default: the embedded MNIST-1D study")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (one GPU each when present)")
-    parser.add_argument("--output", help="study folder (overrides the file's `output`)")
-    parser.add_argument("--executor", choices=("local", "slurm", "submitit-local"),
-                        help="where runs execute (overrides the file's `cluster.executor`)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress display")
-    args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be >= 1, got {args.jobs}")
-    study = load_study(args.config)
-    if args.output:
-        study.output = args.output
-    if args.executor:
-        study.cluster.executor = args.executor
-    verdict = run_study(study, jobs=args.jobs, progress=not args.no_progress)
-    print(render_markdown(verdict))
-    print(f"Study folder: {study.output} (results.csv, verdict.md, verdict.json, plots/)")
-
-
-def report_command(argv: Sequence[str]) -> None:
-    """kd-ls report STUDY_DIR: rebuild results.csv, verdict and plots from stored runs."""
-    from kd_ls.study.report import write_report
-    from kd_ls.study.verdict import render_markdown
-
-    parser = ArgumentParser(prog="kd-ls report", description=report_command.__doc__)
-    parser.add_argument("study_dir")
-    study_dir = Path(parser.parse_args(argv).study_dir)
-    if not (study_dir / "study.json").is_file():
-        raise FileNotFoundError(f"STUDY_DIR: '{study_dir}' holds no study.json (not a kd-ls study folder)")
-    print(render_markdown(write_report(study_dir)))
-
-
-def compare_command(argv: Sequence[str]) -> None:
-    """kd-ls compare [STUDY_DIR ...] [--wandb ENTITY/PROJECT [--group NAME]]: one comparison
-    table from local study folders or from a W&B project."""
-    from kd_ls.compare import compare_main
-
-    compare_main(argv)
-
-
-def analyze_command(argv: Sequence[str]) -> None:
-    """kd-ls analyze CKPT [--data FILE] [--split test] [--out DIR]: metrics and plots of a checkpoint."""
-    from kd_ls.analyze import analyze_main
-
-    analyze_main(argv)
-
-
-COMMANDS = {"study": study_command, "report": report_command, "compare": compare_command, "analyze": analyze_command}
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Entry point of the `kd-ls` console script."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if args and args[0] in COMMANDS:
-            COMMANDS[args[0]](args[1:])
-        else:
-            KDLightningCLI(args=argv)
-    except USER_ERRORS as err:
-        if os.environ.get("KD_LS_DEBUG"):
-            raise
-        print(f"kd-ls: error: {one_line_error(err)}", file=sys.stderr)
-        sys.exit(2)
-
-
-_NOISE = ("Does not validate", "Subtypes:", "Errors:", "Given value", "- Expected a <class 'NoneType'>",
-          "- Problem with given class_path", "Parser key")
-
-
-def one_line_error(err: BaseException) -> str:
-    """One line saying which field is wrong and why, from a chain of (jsonargparse) errors."""
-    chain = [err]
-    while chain[-1].__cause__ is not None:
-        chain.append(chain[-1].__cause__)
-    lines = [line.strip() for line in str(chain[-1]).strip().splitlines() if line.strip()]
-    reason = next((line.removeprefix("- ") for line in lines if not line.startswith(_NOISE)), lines[0])
-    given = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), None)
-    if given and "NestedArg" not in given and given not in reason:
-        reason += f" (given: {given})"
-    # kd-ls's own errors name their field; jsonargparse's say the key in an outer error.
-    own = isinstance(chain[-1], (ValueError, FileNotFoundError, FloatingPointError)) and len(lines) == 1 \
-        and not reason.startswith(("Expected", "Option", "module "))
-    key = next((m.group(1) for e in chain for m in [re.search(r'Parser key "([^"]+)"', str(e))] if m), None)
-    return reason if own or not key else f"{key}: {reason}"
-
-
-if __name__ == "__main__":
-    main()

@@ -7,14 +7,12 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-from matplotlib.axes import Axes  # noqa: E402  (the backend must be chosen first)
-from matplotlib.figure import Figure  # noqa: E402
-
-from kd_ls.study.stats import Interval  # noqa: E402
-from kd_ls.study.verdict import (  # noqa: E402
+from kd_ls.plots import save_figure
+from kd_ls.study.stats import Interval
+from kd_ls.study.verdict import (
     PLAIN_ALPHA,
     PRIMARY_METRIC,
     alpha_cells,
@@ -23,16 +21,7 @@ from kd_ls.study.verdict import (  # noqa: E402
     student_cells,
 )
 
-DPI = 120
 _PERCENT = 100.0
-
-
-def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write a PNG; figures are built without pyplot so no global figure state is left behind."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=DPI, format="png")
-    return out
 
 
 def _error_bars(intervals: Sequence[Interval], scale: float) -> list[list[float]]:
@@ -89,7 +78,7 @@ def plot_student_accuracy_vs_temperature(
     axes.set_title("Students by teacher alpha (band: 95% CI over seeds)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _teacher_axes(axes: Axes, cells: Mapping[float, Any], metric: str, label: str, scale: float) -> bool:
@@ -124,7 +113,7 @@ def plot_teacher_vs_alpha(rows: Iterable[Mapping[str, Any]], path: str | os.Path
         axes.set_xticks(sorted(cells))
         axes.grid(alpha=0.3)
     figure.suptitle("Teachers vs alpha (error bars: 95% CI over seeds)")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_tightness_vs_alpha(
@@ -152,4 +141,4 @@ def plot_tightness_vs_alpha(
         axes.set_xticks(sorted(cells))
         axes.grid(alpha=0.3)
     figure.suptitle("Teacher feature tightness vs alpha (error bars: 95% CI over seeds)")
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -1,0 +1,23 @@
+"""`kd-ls report`: rebuild a study's tables, verdict and plots from its stored runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from kd_ls.commands.errors import ArgumentParser
+
+
+def report_command(argv: Sequence[str]) -> None:
+    """kd-ls report STUDY_DIR: rebuild results.csv, verdict and plots from stored runs."""
+    from kd_ls.layout import StudyLayout
+    from kd_ls.study.render import render_markdown
+    from kd_ls.study.report import write_report
+
+    parser = ArgumentParser(prog="kd-ls report", description="Rebuild a study's results.csv, verdict and plots "
+                                                             "from its stored runs; trains nothing.")
+    parser.add_argument("study_dir", metavar="STUDY_DIR")
+    study_dir = Path(parser.parse_args(argv).study_dir)
+    if not StudyLayout.of(study_dir).manifest.is_file():
+        raise FileNotFoundError(f"STUDY_DIR: '{study_dir}' holds no study.json (not a kd-ls study folder)")
+    print(render_markdown(write_report(study_dir)))
