@@ -57,6 +57,9 @@ def total_optimizer_steps(trainer: pl.Trainer, steps_per_call: int) -> int:
     calls = trainer.estimated_stepping_batches  # also sets up the train loader
     if steps_per_call == 1:
         return int(calls)
-    per_epoch = min(trainer.train_dataloader.num_batches, trainer.num_training_batches * steps_per_call)
+    loader = trainer.train_dataloader
+    if loader is None:  # with max_steps set, Lightning answers before it builds the loader
+        loader = trainer.datamodule.train_dataloader()
+    per_epoch = min(loader.num_batches, trainer.num_training_batches * steps_per_call)
     total = per_epoch * trainer.max_epochs if trainer.max_epochs not in (None, -1) else float("inf")
     return int(min(total, trainer.max_steps if trainer.max_steps != -1 else float("inf")))
