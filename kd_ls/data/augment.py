@@ -1,7 +1,8 @@
-"""On-device augmentation for 32x32-style images: padded random crop + horizontal flip.
+"""On-device augmentation: padded random crop + horizontal flip for images (N, C, H, W), a
+random circular shift for 1-D signals (N, C, L).
 
-Each augmented image also gets a *view id* naming which of the finite set of views it is
-(crop offset and flip), so a frozen teacher's logits can be cached per view and looked up.
+Each augmented input also gets a *view id* naming which of the finite set of views it is
+(crop offset and flip, or shift), so a frozen teacher's logits can be cached per view.
 """
 
 from __future__ import annotations
@@ -53,3 +54,22 @@ def random_crop_flip(
     flips = torch.randint(0, 2, (n,), generator=generator, device=offsets.device).bool() & flip
     dy, dx, flips = offsets[0].to(x.device), offsets[1].to(x.device), flips.to(x.device)
     return crop_flip_views(x, dy, dx, flips, pad), view_id(dy, dx, flips, pad)
+
+
+def num_shift_views(pad: int) -> int:
+    """How many distinct views `random_shift` can produce: shifts -pad..pad."""
+    return 2 * pad + 1
+
+
+def shift_views(x: Tensor, ids: Tensor, pad: int) -> Tensor:
+    """Roll each signal of a batch (N, C, L) circularly by its view id minus pad (id pad = unshifted)."""
+    length = x.shape[-1]
+    source = (torch.arange(length, device=x.device)[None, :] - (ids[:, None] - pad)) % length  # torch.roll's indices
+    return x.gather(-1, source[:, None, :].expand(-1, x.shape[1], -1))
+
+
+def random_shift(x: Tensor, pad: int = 4, generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
+    """A random circular shift of up to `pad` positions per signal; returns (signals, view ids)."""
+    ids = torch.randint(0, 2 * pad + 1, (x.shape[0],), generator=generator,
+                        device=generator.device if generator else "cpu").to(x.device)
+    return shift_views(x, ids, pad), ids

@@ -18,7 +18,15 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from kd_ls.data.augment import crop_flip_views, num_views, random_crop_flip, views_from_id
+from kd_ls.data.augment import (
+    crop_flip_views,
+    num_shift_views,
+    num_views,
+    random_crop_flip,
+    random_shift,
+    shift_views,
+    views_from_id,
+)
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]  # inputs, labels, sample indices, view ids
 
@@ -107,7 +115,8 @@ class ArrayDataModule(pl.LightningDataModule):
             temperature scaling and selection; the test split is never used for either).
         split_seed: seed of the train/val split, fixed apart from the run seed so every run
             of a study sees the same val split.
-        augment: padded random crop + flip on training batches (images only).
+        augment: augment training batches: padded random crop + flip for images, a random
+            circular shift of up to 4 positions for 1-D signals.
         data_on_device: keep whole splits on the training device (default). False keeps
             them on the CPU and lets Lightning copy each batch.
         drop_last: drop the last incomplete training batch.
@@ -168,7 +177,13 @@ class ArrayDataModule(pl.LightningDataModule):
     @property
     def num_views(self) -> int:
         """How many distinct training views augmentation can produce (1 without augmentation)."""
-        return num_views(self.augment_pad, flip=True) if self.augment else 1
+        if not self.augment:
+            return 1
+        return num_views(self.augment_pad, flip=True) if self._images else num_shift_views(self.augment_pad)
+
+    @property
+    def _images(self) -> bool:
+        return self.arrays.train_x.ndim == 4
 
     # ---- Lightning hooks --------------------------------------------------------------------
     def setup(self, stage: Optional[str] = None) -> None:
@@ -176,9 +191,9 @@ class ArrayDataModule(pl.LightningDataModule):
         if self.splits:
             return
         a = self.arrays
-        if self.augment and a.train_x.ndim != 4:
-            raise ValueError(f"data.augment: crop and flip need images (N, C, H, W); this dataset's inputs are "
-                             f"{tuple(a.train_x.shape[1:])}; set data.augment=false")
+        if self.augment and a.train_x.ndim not in (3, 4):
+            raise ValueError(f"data.augment: needs images (N, C, H, W) or signals (N, C, L); this dataset's inputs "
+                             f"are {tuple(a.train_x.shape[1:])}; set data.augment=false")
         n_val = max(1, int(round(self.val_fraction * a.train_y.shape[0])))
         order = torch.randperm(a.train_y.shape[0], generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
@@ -237,14 +252,18 @@ class ArrayDataModule(pl.LightningDataModule):
         """Augment (training batches only) and normalise one batch already on the device."""
         x, y, idx, view = batch
         if self.augment and training:
-            x, view = random_crop_flip(x, self.augment_pad, generator=self.augment_generator)
+            augment = random_crop_flip if self._images else random_shift
+            x, view = augment(x, self.augment_pad, generator=self.augment_generator)
         return self.normalize(x), y, idx, view
 
     def view_inputs(self, x: Tensor, view: int) -> Tensor:
         """Raw training inputs as the model sees them under one augmentation view (normalised)."""
         if self.augment:
             ids = torch.full((x.shape[0],), view, device=x.device)
-            x = crop_flip_views(x, *views_from_id(ids, self.augment_pad), self.augment_pad)
+            if self._images:
+                x = crop_flip_views(x, *views_from_id(ids, self.augment_pad), self.augment_pad)
+            else:
+                x = shift_views(x, ids, self.augment_pad)
         return self.normalize(x)
 
     def normalize(self, x: Tensor) -> Tensor:

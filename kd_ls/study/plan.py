@@ -69,7 +69,7 @@ def _config(study: Study, recipe: Recipe, seed: int, class_path: str, model_args
         "trainer": {"max_epochs": recipe.epochs, **study.trainer},
         "model": {"class_path": class_path, "init_args": {**recipe.module_args(), **model_args}},
         "data": {"class_path": f"{data_cls.__module__}.{data_cls.__name__}",
-                 "init_args": {**study.dataset.options, "batch_size": recipe.batch_size}},
+                 "init_args": {**study.dataset.options, **recipe.data_options, "batch_size": recipe.batch_size}},
     }
 
 
@@ -87,7 +87,7 @@ def use_teacher_cache(study: Study) -> bool:
     teacher costs one pass per student epoch, for every student of that teacher."""
     if study.teacher_cache is not None:
         return study.teacher_cache
-    views = DATASETS[study.dataset.name](**study.dataset.options).num_views
+    views = DATASETS[study.dataset.name](**{**study.dataset.options, **study.student.data_options}).num_views
     students_per_teacher = max(len(study.temperatures), len(study.ls_temperatures or []))
     return views <= students_per_teacher * study.student.epochs
 

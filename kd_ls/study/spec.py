@@ -8,13 +8,16 @@ students trained alone (plain and with LS); all of it for every seed in `seeds`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.resources
 import inspect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
 
 import yaml
+from pytorch_lightning import Trainer
 
 from kd_ls.data import DATASETS, ArrayDataModule
 from kd_ls.lightning.module import ClassifierModule
@@ -24,6 +27,13 @@ from kd_ls.models import create_model
 
 LOGGERS = ("csv", "wandb")
 EXECUTORS = ("local", "slurm", "submitit-local")
+MAX_SEED = 2**32 - 1  # Lightning's seed_everything (and numpy) take seeds in [0, 2**32 - 1]
+# Trainer arguments a study sets itself, with the field that does.
+STUDY_TRAINER_KEYS = {"max_epochs": "study.teacher.epochs / study.student.epochs", "default_root_dir": "study.output",
+                      "logger": "study.logger"}
+# Input shapes of the datasets whose shape is fixed; others are read from the data (image_folder)
+# or are 32x32 colour images (CIFAR).
+KNOWN_SHAPES = {"mnist1d": (1, 40), "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28)}
 
 
 class StudyError(ValueError):
@@ -51,6 +61,9 @@ class Recipe:
 
     model: str = _MODULE["net"]
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Data-module options for this recipe only, over the dataset's (e.g. {augment: true} for a
+    # teacher that sees shifted views while its students see the plain signals).
+    data_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = _DATA["batch_size"]
     optimizer: str = _MODULE["optimizer"]
@@ -105,6 +118,7 @@ class Cluster:
     executor: str = "local"
     folder: Optional[str] = None
     max_parallel: int = 8
+    runs_per_gpu: int = 1  # local studies: workers per GPU when --jobs is not given (study/devices.py)
     timeout_min: int = 120
     cpus_per_task: int = 4
     gpus_per_node: int = 0
@@ -178,6 +192,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise StudyError(f"{where}: expected a mapping, got {value!r}")
+        _check_finite(value, where)
         return dict(value)
     ok = {
         bool: isinstance(value, bool),
@@ -187,7 +202,20 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     }[tp]
     if not ok:
         raise StudyError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    _check_finite(value, where)
     return float(value) if tp is float else value
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Refuse NaN and infinities (YAML's .nan, .inf) anywhere in a value, mappings and lists included."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise StudyError(f"{where}: must be a finite number, got {value}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_finite(item, f"{where}[{i}]")
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
@@ -221,22 +249,55 @@ def _check_recipe(r: Recipe, where: str, input_shape: Optional[tuple[int, ...]] 
         raise StudyError(f"{where}.model: {err}") from None
 
 
+def _input_shape(dataset: Dataset) -> Optional[tuple[int, ...]]:
+    """The shape of one input of the study's data, None for CIFAR's 3x32x32.
+
+    Data modules load lazily: building one checks options and paths. An image folder is read
+    as well (decoded into its cache, which training needs anyway): its shape is its images',
+    and a broken tree or archive is refused here, not in the first run."""
+    try:
+        module = DATASETS[dataset.name](**dataset.options)
+        if dataset.name == "image_folder":
+            return module.input_shape
+    except (TypeError, ValueError, OSError) as err:
+        raise StudyError(f"study.dataset.options: {err}") from None
+    return KNOWN_SHAPES.get(dataset.name)
+
+
+def _check_trainer(options: dict[str, Any]) -> None:
+    """Refuse study.trainer keys that are no Trainer argument, or that the study sets itself."""
+    allowed = [name for name in inspect.signature(Trainer.__init__).parameters if name != "self"]
+    for key in options:
+        if key in STUDY_TRAINER_KEYS:
+            raise StudyError(f"study.trainer.{key}: set by the study ({STUDY_TRAINER_KEYS[key]}), not here")
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise StudyError(f"study.trainer.{key}: not a Lightning Trainer argument; {hint}allowed: {', '.join(allowed)}")
+
+
+def _check_distinct(values: Optional[list[Any]], where: str) -> None:
+    _require(values is None or len(set(values)) == len(values), f"{where}: values must be distinct, got {values}")
+
+
 def validate(study: Study) -> Study:
     """Check ranges and names across the whole study; return it unchanged."""
     _require(bool(study.name.strip()), "study.name: must not be empty")
     _require(study.dataset.name in DATASETS,
              f"study.dataset.name: {study.dataset.name!r} is unknown; choose one of: {', '.join(DATASETS)}")
-    try:  # data modules load lazily: building one checks options and paths, not the data itself
-        DATASETS[study.dataset.name](**study.dataset.options)
-    except (TypeError, ValueError, FileNotFoundError) as err:
-        raise StudyError(f"study.dataset.options: {err}") from None
-    shape = {"mnist1d": (1, 40), "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28)}.get(study.dataset.name)
+    shape = _input_shape(study.dataset)
+    _check_trainer(study.trainer)
     _check_recipe(study.teacher, "study.teacher", shape)
     _check_recipe(study.student, "study.student", shape)
+    for role, recipe in (("teacher", study.teacher), ("student", study.student)):
+        try:
+            DATASETS[study.dataset.name](**{**study.dataset.options, **recipe.data_options})
+        except (TypeError, ValueError, FileNotFoundError) as err:
+            raise StudyError(f"study.{role}.data_options: {err}") from None
     _require(len(study.alphas) > 0, "study.alphas: must list at least one value")
     for i, a in enumerate(study.alphas):
         _require(0.0 <= a < 1.0, f"study.alphas[{i}]: must be in [0, 1), got {a}")
-    _require(len(set(study.alphas)) == len(study.alphas), f"study.alphas: values must be distinct, got {study.alphas}")
+    _check_distinct(study.alphas, "study.alphas")
     _require(study.convention in CONVENTIONS,
              f"study.convention: must be one of {', '.join(CONVENTIONS)}; got {study.convention!r}")
     _require(len(study.temperatures) > 0, "study.temperatures: must list at least one value")
@@ -244,6 +305,8 @@ def validate(study: Study) -> Study:
         _require(t > 0, f"study.temperatures[{i}]: must be > 0, got {t}")
     for i, t in enumerate(study.ls_temperatures or []):
         _require(t > 0, f"study.ls_temperatures[{i}]: must be > 0, got {t}")
+    _check_distinct(study.temperatures, "study.temperatures")
+    _check_distinct(study.ls_temperatures, "study.ls_temperatures")
     _require(study.ls_temperatures is None or len(study.ls_temperatures) > 0,
              "study.ls_temperatures: must list at least one value (or be null: same as temperatures)")
     _require(0.0 <= study.beta <= 1.0, f"study.beta: must be in [0, 1], got {study.beta}")
@@ -251,18 +314,19 @@ def validate(study: Study) -> Study:
              f"study.baselines.ls_alpha: must be in [0, 1), got {study.baselines.ls_alpha}")
     _require(len(study.seeds) > 0, "study.seeds: must list at least one seed")
     _require(len(set(study.seeds)) == len(study.seeds), f"study.seeds: seeds must be distinct, got {study.seeds}")
+    for i, seed in enumerate(study.seeds):
+        _require(0 <= seed <= MAX_SEED, f"study.seeds[{i}]: must be in [0, {MAX_SEED}], got {seed}")
     _require(study.logger in LOGGERS, f"study.logger: must be one of {', '.join(LOGGERS)}; got {study.logger!r}")
     _require(study.cluster.executor in EXECUTORS,
              f"study.cluster.executor: must be one of {', '.join(EXECUTORS)}; got {study.cluster.executor!r}")
     _require(study.cluster.max_parallel >= 1, f"study.cluster.max_parallel: must be >= 1, got {study.cluster.max_parallel}")
+    _require(study.cluster.runs_per_gpu >= 1, f"study.cluster.runs_per_gpu: must be >= 1, got {study.cluster.runs_per_gpu}")
     _require(study.threads >= 1, f"study.threads: must be >= 1, got {study.threads}")
     return study
 
 
 def parse_study(raw: Any) -> Study:
     """Build and validate a Study from a mapping (a loaded YAML document)."""
-    if raw is None:
-        raw = {}
     if not isinstance(raw, dict):
         raise StudyError(f"study: expected a mapping at the top of the file, got {type(raw).__name__}")
     return validate(_build(Study, raw, "study"))
@@ -276,9 +340,14 @@ def load_study(path: Optional[str | Path] = None) -> Study:
     if not path.is_file():
         raise StudyError(f"study file: '{path}' does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise StudyError(f"study file: '{path}' is not a YAML text file (byte {err.start} is not UTF-8)") from None
     except yaml.YAMLError as err:
         raise StudyError(f"study file: '{path}' is not valid YAML ({str(err).splitlines()[0]})") from None
+    if raw is None:  # an empty file would silently run the built-in defaults
+        raise StudyError(f"study file: '{path}' is empty; give at least the dataset, alphas, temperatures and seeds "
+                         f"(see {DEFAULT_STUDY.name} under configs/study/), or leave out --config for the default study")
     return parse_study(raw)
 
 
