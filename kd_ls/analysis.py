@@ -7,13 +7,16 @@ same split, same normalisation, same `kd_ls.evaluation` functions. Written to th
 - `metrics.json`: classification and calibration metrics, ECE after temperature scaling (T* fitted
   on the val split), smoothness indices, cluster tightness of the penultimate features, Müller's
   mutual-information estimate, and agreement / KL with the teacher for a student checkpoint;
-- `muller_projection.png` and `reliability_diagram.png`;
+- `muller_projection.png` and `reliability_diagram.png`, titled with the run (alpha, seed, run id);
+- `muller_projection.pt`: the projected points, their labels and the three templates' positions, in
+  the plane's units (a study report draws every teacher's projection from these);
 - `features.pt`: the split's logits, penultimate features and labels (plus the teacher's logits
   for a student), so any metric can be recomputed without the network.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -34,7 +37,7 @@ from kd_ls.evaluation import (
     teacher_agreement_metrics,
 )
 from kd_ls.io import atomic_save_tensor, atomic_write_json
-from kd_ls.layout import AnalysisLayout
+from kd_ls.layout import AnalysisLayout, RunLayout
 from kd_ls.lightning.checkpoint import load_network, read_checkpoint
 from kd_ls.plots import save_figure
 from kd_ls.plots.calibration import plot_reliability_diagram
@@ -148,12 +151,24 @@ def analyze_checkpoint(
     out = AnalysisLayout(Path(out_dir))
     atomic_write_json(out.metrics, values)
     atomic_save_tensor(out.features, saved)
+    run = run_label(ckpt, hparams)
     plot_reliability_diagram(
         F.softmax(outputs.logits, -1), outputs.labels, path=out.reliability,
-        title=f"Reliability diagram ({split} split, N = {outputs.labels.shape[0]})",
+        title=f"Reliability diagram, {run}\n({split} split, N = {outputs.labels.shape[0]})",
     )
-    _plot_projection(net, outputs, classes, datamodule.class_names, out.projection, split)
+    _plot_projection(net, outputs, classes, datamodule.class_names, out, f"{run}\n({split} split; units: mean "
+                     "distance between the 3 templates)")
     return values
+
+
+def run_label(ckpt: str, hparams: dict) -> str:
+    """'alpha=<a>, seed=<s>, run <id>' for plot titles: alpha from the checkpoint, the seed from its
+    run folder's provenance.json and the run id from the folder's name ('?' when not known)."""
+    run = RunLayout.of_checkpoint(ckpt)
+    seed = json.loads(run.provenance.read_text()).get("seed") if run.provenance.is_file() else None
+    alpha = hparams.get("alpha")
+    alpha_text = "?" if alpha is None else format(alpha, "g")
+    return f"alpha={alpha_text}, seed={'?' if seed is None else seed}, run {run.root.name}"
 
 
 def _resolve_device(device: Optional[str | torch.device]) -> torch.device:
@@ -214,17 +229,43 @@ def _view_sampler(dm: ArrayDataModule) -> Callable[..., Tensor]:
     return augment
 
 
+def template_positions(weight: Tensor, bias: Tensor | None, classes: Sequence[int]) -> Tensor:
+    """The three class templates [w_c | b_c] in the projection plane's coordinates (3, 2): the
+    first at the origin; the distances between them are their true distances."""
+    origin, basis = metrics.muller_basis(weight, bias, classes)
+    w = weight.to(torch.float64)
+    b = torch.zeros(w.shape[0], dtype=torch.float64, device=w.device) if bias is None else bias.to(torch.float64)
+    templates = torch.cat([w, b[:, None]], dim=1)[list(classes)]
+    return (templates - origin) @ basis.T
+
+
+def template_scale(templates: Tensor) -> float:
+    """Mean distance between the three templates: the unit that makes projections comparable."""
+    return float(torch.pdist(templates.to(torch.float64)).mean())
+
+
 def _plot_projection(
-    net: nn.Module, outputs: SplitOutputs, classes: Sequence[int], class_names: Sequence[str], path: Path, split: str
+    net: nn.Module, outputs: SplitOutputs, classes: Sequence[int], class_names: Sequence[str], out: AnalysisLayout,
+    caption: str,
 ) -> None:
+    """Müller's projection, saved as points (muller_projection.pt) and drawn in units of the mean
+    distance between the three templates, so tightness reads the same across networks whose
+    weights have different norms."""
     head = net.get_classifier()
+    weight, bias = head.weight.detach().cpu(), None if head.bias is None else head.bias.detach().cpu()
     points, labels = metrics.muller_projection(
-        outputs.features, outputs.labels, head.weight.detach(), None if head.bias is None else head.bias.detach(),
+        outputs.features.cpu(), outputs.labels.cpu(), weight, bias,
         classes, per_class=PROJECTION_PER_CLASS, generator=torch.Generator().manual_seed(SEED_PROJECTION),
     )
+    templates = template_positions(weight, bias, classes)
     names = {c: class_names[c] for c in classes}
+    atomic_save_tensor(out.projection_points, {"points": points.to(torch.float64), "labels": labels,
+                                               "templates": templates, "classes": list(classes),
+                                               "class_names": [names[c] for c in classes]})
+    scale = template_scale(templates)
     figure = plot_muller_projection(
-        points, labels, names, title=f"Penultimate features on the plane of 3 class templates ({split} split)"
+        points.to(torch.float64) / scale, labels, names, templates=templates / scale,
+        title=f"Penultimate features on the plane of 3 class templates, {caption}",
     )
     axes = figure.axes[0]
     # The plot's axes are the Gram-Schmidt basis: e1 along t2 - t1, e2 the rest of t3 - t1.
@@ -232,4 +273,4 @@ def _plot_projection(
     axes.set_xlabel(f"along template {b} − template {a}")
     axes.set_ylabel(f"toward template {c} (orthogonal part)")
     axes.get_legend().set_title("class")
-    save_figure(figure, path)
+    save_figure(figure, out.projection)

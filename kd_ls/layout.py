@@ -59,6 +59,11 @@ class RunLayout:
         return self.root / "metrics.json"
 
     @property
+    def metrics_csv(self) -> Path:
+        """Lightning's CSVLogger log: one row per logged step and epoch (kept across a resume)."""
+        return self.root / "metrics.csv"
+
+    @property
     def provenance(self) -> Path:
         """Versions, git commit, seed and checksums of the run."""
         return self.root / "provenance.json"
@@ -145,9 +150,11 @@ class StudyLayout:
         """One figure of the study, e.g. plot('paired_difference_vs_temperature')."""
         return self.plots / f"{name}.png"
 
-    def teacher_analysis(self, alpha: float) -> Path:
-        """`kd-ls analyze` output for the first seed's teacher of one alpha."""
-        return self.root / "analysis" / f"teacher_alpha{alpha:g}"
+    def teacher_analysis(self, alpha: float, seed: int | None = None) -> Path:
+        """`kd-ls analyze` output for one alpha's teacher: the first seed's without `seed` (the folder
+        name reports have always used), another seed's with it."""
+        suffix = "" if seed is None else f"_seed{seed}"
+        return self.root / "analysis" / f"teacher_alpha{alpha:g}{suffix}"
 
     @property
     def submitit(self) -> Path:
@@ -158,6 +165,21 @@ class StudyLayout:
     def wandb(self) -> Path:
         """Where the study's W&B runs (and offline runs) are kept."""
         return self.root / "wandb"
+
+    @property
+    def wandb_dir(self) -> Path:
+        """The `dir` given to W&B for the study's runs: W&B adds `wandb/` (`wandb` above) itself."""
+        return self.wandb.parent
+
+    @property
+    def wandb_staging(self) -> Path:
+        """W&B's artifact staging area for the study (copies of logged checkpoints until uploaded)."""
+        return self.wandb / "artifact-staging"
+
+    @property
+    def wandb_unreachable(self) -> Path:
+        """Present once W&B could not be reached during the study: its other runs log offline at once."""
+        return self.wandb / "kd-ls-unreachable.txt"
 
     @property
     def log(self) -> Path:
@@ -185,6 +207,12 @@ class AnalysisLayout:
     def projection(self) -> Path:
         """Müller projection of three classes."""
         return self.root / "muller_projection.png"
+
+    @property
+    def projection_points(self) -> Path:
+        """The Müller projection's points, labels and template positions (torch file), so a study
+        report can draw every teacher's projection without recomputing it."""
+        return self.root / "muller_projection.pt"
 
     @property
     def reliability(self) -> Path:

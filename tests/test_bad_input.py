@@ -1,6 +1,9 @@
-"""Bad input, table-driven: each malformed study file or CLI call gives a one-line error that
-names the field, exits non-zero, and leaves finished results untouched."""
+"""Bad input, table-driven: each malformed study file, dataset or CLI call is refused before
+any training with a one-line error that names the field or file, exit code 2, and leaves
+finished results untouched."""
 
+import shutil
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import STUDENT_CONFIG, TEACHER_CONFIG, TINY, TINY_STUDY
+from conftest import ROOT, STUDENT_CONFIG, TEACHER_CONFIG, TINY, TINY_STUDY
 from kd_ls.commands.main import main
 
 STUDY_CASES = [
@@ -22,7 +25,7 @@ STUDY_CASES = [
     ({"teacher": {"model": "resnet9000"}}, "study.teacher.model: model name 'resnet9000' is unknown"),
     ({"teacher": {"epochs": "ten"}}, "study.teacher.epochs: expected an integer, got 'ten'"),
     ({"student": {"optimizer": "lion"}}, "study.student.optimizer: must be one of sgd, adamw; got 'lion'"),
-    ({"student": {"dropout": 0.5}}, "study.student.dropout: unknown key; allowed: model, model_kwargs, epochs"),
+    ({"student": {"dropout": 0.5}}, "study.student.dropout: unknown key; allowed: model, model_kwargs, "),
     ({"student": {"steps_per_call": 0}}, "study.student.steps_per_call: must be >= 1, got 0"),
     ({"dataset": {"name": "imagenet"}}, "study.dataset.name: 'imagenet' is unknown; choose one of: mnist1d"),
     ({"dataset": {"name": "image_folder", "options": {"path": "/no/such/cifar.tar.gz"}}},
@@ -31,6 +34,28 @@ STUDY_CASES = [
     ({"convention": "smooth"}, "study.convention: must be one of uniform, others, adaptive, online; got 'smooth'"),
     ({"logger": "tensorboard"}, "study.logger: must be one of csv, wandb; got 'tensorboard'"),
     ({"cluster": {"executor": "kubernetes"}}, "study.cluster.executor: must be one of local, slurm, submitit-local"),
+    ({"seeds": [-1]}, "study.seeds[0]: must be in [0, 4294967295], got -1"),
+    ({"trainer": {"max_epoch": 3}}, "study.trainer.max_epoch: not a Lightning Trainer argument; did you mean "
+                                    "max_epochs? allowed: accelerator, strategy, devices"),
+    ({"trainer": {"max_epochs": 3}}, "study.trainer.max_epochs: set by the study (study.teacher.epochs / "
+                                     "study.student.epochs), not here"),
+    ({"student": {"optimizer": "sgd", "momentum": 2.0}}, "study.student.momentum: must be in [0, 1), got 2.0"),
+    ({"teacher": {"weight_decay": -0.1}}, "study.teacher.weight_decay: must be a finite number >= 0, got -0.1"),
+    ({"teacher": {"warmup_epochs": 3}},
+     "study.teacher.warmup_epochs: must be shorter than the run (study.teacher.epochs=2), got 3"),
+    ({"teacher": {"schedule": "multistep", "milestones": [0.5, 1.5]}},
+     "study.teacher.milestones: must lie in (0, 1) (fractions of the run), got [0.5, 1.5]"),
+    ({"alphas": [0.1, 0.1]}, "study.alphas: values must be distinct, got [0.1, 0.1]"),
+    ({"temperatures": [2, 2]}, "study.temperatures: values must be distinct, got [2.0, 2.0]"),
+    ({"ls_temperatures": [1, 1]}, "study.ls_temperatures: values must be distinct, got [1.0, 1.0]"),
+    ({"beta": float("nan")}, "study.beta: must be a finite number, got nan"),
+    ({"teacher": {"lr": float("inf")}}, "study.teacher.lr: must be a finite number, got inf"),
+    ({"temperatures": [1, float("-inf")]}, "study.temperatures[1]: must be a finite number, got -inf"),
+    ({"trainer": {"gradient_clip_val": float("inf")}}, "study.trainer.gradient_clip_val: must be a finite number, got inf"),
+    ({"dataset": {"name": "mnist1d", "options": {"val_fraction": float("nan")}}},
+     "study.dataset.options.val_fraction: must be a finite number, got nan"),
+    ({"dataset": {"name": "mnist1d", "options": {"train_split": 1.5}}},
+     "study.dataset.options: data.train_split must be in (0, 1), got 1.5"),
 ]
 
 
@@ -42,7 +67,7 @@ def snapshot(folder: Path) -> dict:
 def expect_one_line_error(capsys, argv: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
-    assert exit_info.value.code != 0
+    assert exit_info.value.code == 2
     err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
     assert len(err) == 1 and message in err[0] and err[0].startswith("kd-ls: error: "), err
 
@@ -60,15 +85,115 @@ def test_malformed_study_file(reference_study, tmp_path, capsys, change, message
     assert snapshot(reference_study) == before
 
 
-def three_class_folder(root: Path) -> Path:
-    """A real image-folder tree with 3 classes (random 32x32 PNGs)."""
+def write_study(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+STUDY_FILE_CASES = [
+    (b"", "study file: '{path}' is empty; give at least the dataset, alphas, temperatures and seeds"),
+    (b"# nothing but a comment\n", "study file: '{path}' is empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "study file: '{path}' is not a YAML text file (byte 0 is not UTF-8)"),
+]
+
+
+@pytest.mark.parametrize("content, message", STUDY_FILE_CASES)
+def test_unusable_study_file(tmp_path, capsys, content, message):
+    path = tmp_path / "study.yaml"
+    path.write_bytes(content)
+    expect_one_line_error(capsys, ["study", "--config", str(path), "--output", str(tmp_path / "out")],
+                          message.format(path=path))
+    assert not (tmp_path / "out").exists()  # refused before anything was made
+
+
+def three_class_folder(root: Path, size: int = 32, test_classes: tuple = ("a", "b", "c")) -> Path:
+    """A real image-folder tree with 3 classes of random size x size PNGs (test/ may list others)."""
     rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for name in ("a", "b", "c"):
+    for split, names in (("train", ("a", "b", "c")), ("test", test_classes)):
+        for name in names:
             (root / split / name).mkdir(parents=True)
             for i in range(4):
-                Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / split / name / f"{i}.png")
+                Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / split / name / f"{i}.png")
     return root
+
+
+def archive(folder: Path, path: Path) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(folder, arcname="cifar")
+    return path
+
+
+def corrupt_archive(tmp: Path, monkeypatch) -> Path:
+    (tmp / "cifar.tar.gz").write_bytes(b"\x1f\x8b not really gzip" * 20)
+    return tmp / "cifar.tar.gz"
+
+
+def truncated_archive(tmp: Path, monkeypatch) -> Path:
+    whole = archive(three_class_folder(tmp / "tree"), tmp / "whole.tar.gz").read_bytes()
+    (tmp / "cifar.tar.gz").write_bytes(whole[: len(whole) // 2])
+    return tmp / "cifar.tar.gz"
+
+
+def class_only_in_test(tmp: Path, monkeypatch) -> Path:
+    return three_class_folder(tmp / "tree", test_classes=("a", "b", "c", "d"))
+
+
+def empty_class_folder(tmp: Path, monkeypatch) -> Path:
+    (three_class_folder(tmp / "tree") / "train" / "e").mkdir()
+    return tmp / "tree"
+
+
+def mixed_sizes(tmp: Path, monkeypatch) -> Path:
+    root = three_class_folder(tmp / "tree")
+    Image.new("RGB", (16, 16)).save(root / "train" / "b" / "1.png")
+    return root
+
+
+def flat_folder(tmp: Path, monkeypatch) -> Path:
+    (tmp / "tree").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp / "tree" / "0.png")
+    return tmp / "tree"
+
+
+def cache_is_a_file(tmp: Path, monkeypatch) -> Path:
+    (tmp / "cache-file").write_text("")
+    monkeypatch.setenv("KD_LS_CACHE", str(tmp / "cache-file"))
+    return three_class_folder(tmp / "tree")
+
+
+def cache_unwritable(tmp: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("KD_LS_CACHE", "/proc/kd-ls-cache")  # no process, root included, can create it
+    return three_class_folder(tmp / "tree")
+
+
+def small_images(tmp: Path, monkeypatch) -> Path:
+    return three_class_folder(tmp / "tree", size=8)  # read as 3x8x8, which conv1d (the teacher) cannot take
+
+
+IMAGE_FOLDER_CASES = [
+    (corrupt_archive, "study.dataset.options: data.path: '{path}' is not a readable folder or .tar / .tar.gz archive"),
+    (truncated_archive, "study.dataset.options: data.path: '{path}' is not a readable folder or .tar / .tar.gz archive"),
+    (class_only_in_test, "study.dataset.options: data.path: class folder(s) test/d of '{path}' have no train/ "
+                         "counterpart; classes in train/: a, b, c"),
+    (empty_class_folder, "study.dataset.options: data.path: class folder 'train/e' of '{path}' holds no images"),
+    (mixed_sizes, "study.dataset.options: data.path: '{path}/train/b/1.png' is 16x16 pixels but '{path}/test/a/0.png' "
+                  "is 32x32 pixels; every image must have the same size"),
+    (flat_folder, "study.dataset.options: data.path: '{path}' holds no train/<class>/ and test/<class>/ image folders"),
+    (cache_is_a_file, "study.dataset.options: KD_LS_CACHE: cannot keep the dataset cache in '{tmp}/cache-file' (it, or "
+                      "a folder above it, is a file); point KD_LS_CACHE at a writable folder"),
+    (cache_unwritable, "study.dataset.options: KD_LS_CACHE: cannot keep the dataset cache in '/proc/kd-ls-cache'"),
+    (small_images, "study.teacher.model: input_shape (3, 8, 8) is invalid for model 'conv1d'"),
+]
+
+
+@pytest.mark.parametrize("make, message", IMAGE_FOLDER_CASES, ids=[make.__name__ for make, _ in IMAGE_FOLDER_CASES])
+def test_unusable_image_folder(tmp_path, capsys, monkeypatch, make, message):
+    path = make(tmp_path, monkeypatch)
+    raw = {**yaml.safe_load(TINY_STUDY.read_text()), "output": str(tmp_path / "out"),
+           "dataset": {"name": "image_folder", "options": {"path": str(path)}}}
+    expect_one_line_error(capsys, ["study", "--config", str(write_study(tmp_path / "study.yaml", raw))],
+                          message.format(path=path, tmp=tmp_path))
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_calls(tiny_teacher, reference_study, tmp_path, capsys):
@@ -77,6 +202,15 @@ def test_cli_calls(tiny_teacher, reference_study, tmp_path, capsys):
     before = snapshot(tiny_teacher), snapshot(reference_study)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
+    binary = tmp_path / "config.ckpt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    truncated = tmp_path / "truncated" / "checkpoints" / "last.ckpt"  # as a full disk or a killed copy leaves it
+    truncated.parent.mkdir(parents=True)
+    truncated.write_bytes(Path(ckpt).read_bytes()[: Path(ckpt).stat().st_size // 2])
+    shutil.copy(tiny_teacher / "config.yaml", truncated.parent.parent / "config.yaml")
+    committed = tmp_path / "committed"  # a study result as committed under experiments/: no runs/
+    shutil.copytree(ROOT / "experiments" / "mueller2019_calibration" / "mnist1d", committed)
+    committed_before = snapshot(committed)
     fit = ["fit", "--config", str(TEACHER_CONFIG), "--trainer.default_root_dir", str(tmp_path / "run"), *TINY]
     student = ["fit", "--config", str(STUDENT_CONFIG), "--trainer.default_root_dir", str(tmp_path / "s"), *TINY]
     cases = [
@@ -101,10 +235,26 @@ def test_cli_calls(tiny_teacher, reference_study, tmp_path, capsys):
         (["study", "--config", str(tmp_path / "nope.yaml")], "study file: '"),
         (["study", "--config", str(TINY_STUDY), "--jobs", "0"], "--jobs must be >= 1, got 0"),
         (["report", str(tmp_path)], "STUDY_DIR: '" + str(tmp_path) + "' holds no study.json"),
+        (fit + ["--trainer.max_epochs", "-1"],
+         "trainer.max_epochs: must be >= 1, or -1 (no epoch limit) with trainer.max_steps > 0"),
+        (fit + ["--model.init_args.optimizer", "sgd", "--model.init_args.momentum", "2.0"],
+         "model.momentum must be in [0, 1), got 2.0"),
+        (fit + ["--model.init_args.lr", "nan"], "model: Expected a <class 'float'>. Got value: nan"),  # jsonargparse's
+        (fit + ["--model.init_args.lr", "1e400"], "model.lr must be a finite number > 0, got inf"),
+        (fit + ["--model.init_args.weight_decay", "-0.1"], "model.weight_decay must be a finite number >= 0, got -0.1"),
+        (fit + ["--data.init_args.seed", "-1"], "data.seed must be in [0, 4294967295], got -1"),
+        (fit + ["--resume.every_n_epochs", "0"], "resume.every_n_epochs must be >= 1, got 0"),
+        (fit + ["--data", "kd_ls.data.ImageFolder", "--data.init_args.path", str(three_class_folder(tmp_path / "tree")),
+                "--data.init_args.cache_dir", str(blocker)],
+         f"data.cache_dir: cannot keep the dataset cache in '{blocker}' (it, or a folder above it, is a file)"),
+        (["fit", "--config", str(binary)], f"--config: '{binary}' is not a YAML text file (byte 0 is not UTF-8)"),
+        (["analyze", str(truncated)], f"CKPT: '{truncated}' is not a readable torch checkpoint"),
+        (["report", str(committed)], f"STUDY_DIR: '{committed}' lacks the records of 30 of the 30 finished runs"),
     ]
     for argv, message in cases:
         expect_one_line_error(capsys, argv, message)
     assert (snapshot(tiny_teacher), snapshot(reference_study)) == before
+    assert snapshot(committed) == committed_before  # its tables were not emptied
 
 
 def test_a_second_study_on_a_busy_folder_refuses(reference_study, capsys):

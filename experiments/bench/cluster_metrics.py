@@ -1,11 +1,13 @@
 """Benchmark kd_ls.metrics cluster metrics against scikit-learn on blob-like features.
 
 For every N in --sizes, d in --dims, dtype in --dtypes and device in --devices (CUDA only when
-present), times each cluster metric on 10-class Gaussian blobs, and its scikit-learn counterpart
-(silhouette_score, davies_bouldin_score, calinski_harabasz_score) on the same data as a float
-NumPy array on the CPU. Prints a JSON list of records
+present), times each cluster metric on 10-class Gaussian blobs, and its CPU reference on the
+same data as a float NumPy array: scikit-learn's silhouette_score, davies_bouldin_score and
+calinski_harabasz_score; the class-separation R² by brute force over scikit-learn's cosine
+distances (O(N^2 d), like the silhouette); NC1 by its textbook formula in NumPy float64
+(Tr(Sigma_W pinv(Sigma_B)) / K; scikit-learn has none). Prints a JSON list of records
 {metric, n, d, device, dtype, threads, seconds, sklearn_seconds, speedup, value, sklearn_value};
-sklearn fields are null where there is no counterpart or N > --max-sklearn-n.
+sklearn fields are null where there is no reference or N > --max-sklearn-n.
 
 Each of our timings follows one untimed warm-up run (CUDA context, kernels, allocator) and is the
 minimum over --repeat runs, bracketed by torch.cuda.synchronize on the GPU. scikit-learn needs no
@@ -23,6 +25,7 @@ import sys
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 from sklearn import metrics as skm
 
@@ -40,10 +43,44 @@ OURS: dict[str, Callable[..., torch.Tensor]] = {
     "variance_ratio": M.variance_ratio,
     "cdnv": M.cdnv,
 }
+
+
+def sklearn_class_separation_r2(x: np.ndarray, labels: np.ndarray) -> float:
+    """Kornblith's class-separation R^2 by brute force over scikit-learn's cosine distances:
+    1 - (mean over classes of the within-class block mean) / (mean over class pairs of the
+    block means), blocks of all ordered pairs, diagonal included (kd_ls's definition)."""
+    _, inverse = np.unique(labels, return_inverse=True)
+    onehot = np.eye(inverse.max() + 1)[inverse]  # (N, K)
+    block_sums = np.zeros((onehot.shape[1], onehot.shape[1]))
+    start = 0
+    for chunk in skm.pairwise_distances_chunked(x, metric="cosine"):
+        block_sums += onehot[start : start + chunk.shape[0]].T @ (chunk @ onehot)
+        start += chunk.shape[0]
+    counts = onehot.sum(axis=0)
+    block_means = block_sums / np.outer(counts, counts)
+    return float(1.0 - np.diag(block_means).mean() / block_means.mean())
+
+
+def numpy_nc1(x: np.ndarray, labels: np.ndarray) -> float:
+    """NC1 = Tr(Sigma_W pinv(Sigma_B)) / K by the textbook formula, d x d matrices in float64."""
+    x = x.astype(np.float64)
+    _, inverse = np.unique(labels, return_inverse=True)
+    k = inverse.max() + 1
+    means = np.stack([x[inverse == c].mean(axis=0) for c in range(k)])
+    within = x - means[inverse]
+    between = means - means.mean(axis=0)
+    sigma_w = within.T @ within / x.shape[0]
+    sigma_b = between.T @ between / k
+    return float(np.trace(sigma_w @ np.linalg.pinv(sigma_b)) / k)
+
+
+# CPU references (scikit-learn's where it has one), by our metric's name.
 SKLEARN: dict[str, Callable[..., float]] = {
     "silhouette_score": skm.silhouette_score,
     "davies_bouldin_score": skm.davies_bouldin_score,
     "calinski_harabasz_score": skm.calinski_harabasz_score,
+    "class_separation_r2": sklearn_class_separation_r2,
+    "nc1": numpy_nc1,
 }
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -77,7 +114,16 @@ def time_ours(metric: Callable[[], torch.Tensor], device: torch.device, repeat: 
     return best, value
 
 
+def time_reference(name: str, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(seconds, value) of metric `name`'s CPU reference on NumPy features, timed once (no
+    warm-up needed; slow at large N)."""
+    start = time.perf_counter()
+    value = float(SKLEARN[name](x, labels))
+    return time.perf_counter() - start, value
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Parse options, time every (N, d, dtype, device, metric), print the JSON records."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=_int_list, default=_int_list("2000,10000,50000"), help="comma-separated N")
     parser.add_argument("--dims", type=_int_list, default=_int_list("64,512,2048"), help="comma-separated d")
@@ -124,10 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                             if skip:
                                 sklearn_cache[name] = (None, None)
                             else:
-                                x, labels_np = host.numpy(), labels.numpy()
-                                start = time.perf_counter()
-                                reference = float(SKLEARN[name](x, labels_np))
-                                sklearn_cache[name] = (time.perf_counter() - start, reference)
+                                sklearn_cache[name] = time_reference(name, host.numpy(), labels.numpy())
                         sklearn_seconds, sklearn_value = sklearn_cache[name]
                         records.append({
                             "metric": name,

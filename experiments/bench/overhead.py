@@ -81,7 +81,7 @@ from kd_ls.lightning import ClassifierModule, Student, Teacher
 from kd_ls.lightning.optim import lr_factor_fn  # noqa: E402
 from kd_ls.losses import distillation_loss, label_smoothing_cross_entropy  # noqa: E402
 from kd_ls.study.runner import quiet_lightning  # noqa: E402
-from timing import sync  # noqa: E402  (experiments/bench/timing.py)
+from timing import resident, sync  # noqa: E402  (experiments/bench/timing.py)
 
 SETUPS = ("student_alone", "distill_cache")
 STUDENT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "student", "mnist1d.yaml")
@@ -102,13 +102,7 @@ def parse_flags(pairs: list[str]) -> dict[str, Any]:
 
 def make_data(args: argparse.Namespace, device: torch.device) -> MNIST1D:
     """An MNIST-1D data module whose splits already sit on `device` (no Trainer needed)."""
-    dm = MNIST1D(num_samples=args.num_samples, batch_size=args.batch_size)
-    dm.data_on_device = False  # setup() without a trainer keeps CPU tensors; move them ourselves
-    dm.setup()
-    dm.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in dm.splits.items()}
-    dm.mean, dm.std = dm.mean.to(device), dm.std.to(device)
-    dm.augment_generator = torch.Generator(device=device).manual_seed(1)
-    return dm
+    return resident(MNIST1D(num_samples=args.num_samples, batch_size=args.batch_size), device)
 
 
 def trainer_kwargs(args: argparse.Namespace, device: torch.device, epochs: int) -> dict[str, Any]:

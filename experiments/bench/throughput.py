@@ -50,7 +50,7 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import pytorch_lightning as pl
@@ -63,7 +63,7 @@ from kd_ls.lightning import ClassifierModule, Student, Teacher
 from kd_ls.lightning.optim import lr_factor_fn
 from kd_ls.models import create_model
 from kd_ls.study.runner import quiet_lightning  # noqa: E402
-from timing import sync  # noqa: E402  (experiments/bench/timing.py)
+from timing import sync, timed_steps  # noqa: E402  (experiments/bench/timing.py)
 
 DEFAULT_DATA = "../shared/datasets/cifar10-jpeg.tar.gz"
 CIFAR_SHAPE = (3, 32, 32)
@@ -202,11 +202,10 @@ def prepare_net(args: argparse.Namespace, net: nn.Module, device: torch.device) 
     return net
 
 
-def run_common(args: argparse.Namespace, device: torch.device, net_name: str,
-               teacher_ckpt: Optional[str] = None) -> dict[str, Any]:
-    """The plain loop: DataLoader batches -> device -> forward/loss/backward/step (+ online teacher)."""
-    torch.manual_seed(0)
-    loader = common_loader(args, device)
+def plain_step(args: argparse.Namespace, device: torch.device, net_name: str,
+               teacher_ckpt: Optional[str] = None) -> Callable[[tuple[Tensor, Tensor]], None]:
+    """One optimizer step of the plain loop on a device batch (x, y): forward, loss (plus the
+    online teacher's soft term with `teacher_ckpt`), backward, step, scheduler step."""
     net = prepare_net(args, create_model(net_name, 10, CIFAR_SHAPE), device).train()
     teacher = None
     if teacher_ckpt is not None:
@@ -218,35 +217,47 @@ def run_common(args: argparse.Namespace, device: torch.device, net_name: str,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor_fn("cosine", total, 0, (0.5, 0.75), 0.1))
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16-mixed"
                 else nullcontext())
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     t, beta = args.temperature, args.beta
-    done, start, seconds = 0, 0.0, None
-    while seconds is None:
+
+    def step(batch: tuple[Tensor, Tensor]) -> None:
+        x, y = batch
+        with autocast:
+            logits = net(x)
+            if teacher is None:
+                loss = F.cross_entropy(logits.float(), y)
+            else:
+                with torch.no_grad():
+                    tl = teacher(x).float()
+                soft = F.kl_div(F.log_softmax(logits.float() / t, -1), F.softmax(tl / t, -1),
+                                reduction="batchmean") * t * t
+                loss = (1 - beta) * F.cross_entropy(logits.float(), y) + beta * soft
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+
+    return step
+
+
+def device_batches(args: argparse.Namespace, loader: Iterable[tuple[Tensor, Tensor]],
+                   device: torch.device) -> Callable[[], Iterator[tuple[Tensor, Tensor]]]:
+    """A pass over `loader` with each batch copied to `device`, in the networks' memory format."""
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+
+    def one_pass() -> Iterator[tuple[Tensor, Tensor]]:
         for x, y in loader:
-            x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
-            y = y.to(device, non_blocking=True)
-            with autocast:
-                logits = net(x)
-                if teacher is None:
-                    loss = F.cross_entropy(logits.float(), y)
-                else:
-                    with torch.no_grad():
-                        tl = teacher(x).float()
-                    soft = F.kl_div(F.log_softmax(logits.float() / t, -1), F.softmax(tl / t, -1),
-                                    reduction="batchmean") * t * t
-                    loss = (1 - beta) * F.cross_entropy(logits.float(), y) + beta * soft
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            done += 1
-            if done == args.warmup_steps:
-                sync(device)
-                start = time.perf_counter()
-            elif done == total:
-                sync(device)
-                seconds = time.perf_counter() - start
-                break
+            yield x.to(device, non_blocking=True).contiguous(memory_format=fmt), y.to(device, non_blocking=True)
+
+    return one_pass
+
+
+def run_common(args: argparse.Namespace, device: torch.device, net_name: str,
+               teacher_ckpt: Optional[str] = None) -> dict[str, Any]:
+    """The plain loop: DataLoader batches -> device -> forward/loss/backward/step (+ online teacher)."""
+    torch.manual_seed(0)
+    loader = common_loader(args, device)
+    step = plain_step(args, device, net_name, teacher_ckpt)
+    seconds = timed_steps(device_batches(args, loader, device), step, args.warmup_steps, args.steps, device)
     del loader  # stop persistent workers
     return {"images_per_s": args.steps * args.batch_size / seconds, "seconds": seconds}
 
@@ -299,8 +310,8 @@ def bench_distill(args: argparse.Namespace, device: torch.device, folder: str) -
     }
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    """Parse options, run the chosen setups, print JSON."""
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's options (also the settings object other benchmarks reuse)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 image-folder tree or .tar.gz (relative to cwd)")
     p.add_argument("--max-per-class", type=int, default=None, help="subsample: at most this many images per class")
@@ -319,6 +330,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--temperature", type=float, default=4.0)
     p.add_argument("--beta", type=float, default=0.9)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Parse options, run the chosen setups, print JSON."""
+    p = build_parser()
     args = p.parse_args(argv)
     if min(args.steps, args.warmup_steps, args.repeats) < 1:
         p.error("--steps, --warmup-steps and --repeats must be >= 1")

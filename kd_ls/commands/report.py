@@ -8,11 +8,14 @@ from typing import Sequence
 from kd_ls.commands.errors import ArgumentParser
 
 
-def report_command(argv: Sequence[str]) -> None:
-    """kd-ls report STUDY_DIR: rebuild results.csv, verdict and plots from stored runs."""
+def report_command(argv: Sequence[str]) -> int:
+    """kd-ls report STUDY_DIR: rebuild results.csv, verdict and plots from stored runs.
+
+    Returns 0 for a complete study, 1 when some planned runs have not finished (the report
+    says it is incomplete)."""
+    from kd_ls.commands.study import incomplete_status
     from kd_ls.layout import StudyLayout
-    from kd_ls.study.render import render_markdown
-    from kd_ls.study.report import write_report
+    from kd_ls.study.report import verdict_markdown, write_report
 
     parser = ArgumentParser(prog="kd-ls report", description="Rebuild a study's results.csv, verdict and plots "
                                                              "from its stored runs; trains nothing.")
@@ -20,4 +23,6 @@ def report_command(argv: Sequence[str]) -> None:
     study_dir = Path(parser.parse_args(argv).study_dir)
     if not StudyLayout.of(study_dir).manifest.is_file():
         raise FileNotFoundError(f"STUDY_DIR: '{study_dir}' holds no study.json (not a kd-ls study folder)")
-    print(render_markdown(write_report(study_dir)))
+    verdict = write_report(study_dir)
+    print(verdict_markdown(verdict))
+    return incomplete_status(verdict)

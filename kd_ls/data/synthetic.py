@@ -12,6 +12,12 @@ from kd_ls.data.base import ArrayDataModule, ArraySplits
 DIGIT_NAMES = [str(d) for d in range(10)]
 
 
+def check_seed(name: str, seed: int) -> None:
+    """Refuse a seed numpy cannot take (the generators below are numpy's)."""
+    if not 0 <= seed <= 2**32 - 1:
+        raise ValueError(f"{name} must be in [0, {2**32 - 1}], got {seed}")
+
+
 @lru_cache(maxsize=4)
 def _mnist1d_arrays(num_samples: int, seed: int, train_split: float) -> ArraySplits:
     import mnist1d.data
@@ -43,6 +49,9 @@ class MNIST1D(ArrayDataModule):
         super().__init__(**kwargs)
         if num_samples < 20:
             raise ValueError(f"data.num_samples must be >= 20, got {num_samples}")
+        if not 0.0 < train_split < 1.0:
+            raise ValueError(f"data.train_split must be in (0, 1), got {train_split!r}")
+        check_seed("data.seed", seed)
         self.num_samples, self.seed, self.train_split = num_samples, seed, train_split
 
     def load_arrays(self) -> ArraySplits:
@@ -63,6 +72,7 @@ class Digits(ArrayDataModule):
         super().__init__(**kwargs)
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"data.test_fraction must be in (0, 1), got {test_fraction!r}")
+        check_seed("data.seed", seed)
         self.test_fraction, self.seed = test_fraction, seed
 
     def load_arrays(self) -> ArraySplits:

@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -19,11 +20,27 @@ import torch
 from kd_ls.data.base import ArrayDataModule, ArraySplits
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".webp")
+CACHE_VARIABLE = "KD_LS_CACHE"
 
 
 def default_cache_dir() -> Path:
     """Where decoded datasets are cached: $KD_LS_CACHE, else ~/.cache/kd-ls."""
-    return Path(os.environ.get("KD_LS_CACHE", Path.home() / ".cache" / "kd-ls"))
+    return Path(os.environ.get(CACHE_VARIABLE, Path.home() / ".cache" / "kd-ls"))
+
+
+def check_cache_dir(folder: Path, field: str) -> None:
+    """Create the cache folder and check it takes files; refuse it with a one-line error naming
+    where it came from (`field`: data.cache_dir, or the KD_LS_CACHE variable)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        reason = "it, or a folder above it, is a file" if isinstance(err, (FileExistsError, NotADirectoryError)) \
+            else err.strerror
+        raise ValueError(f"{field}: cannot keep the dataset cache in '{folder}' ({reason}); point {field} at a "
+                         "writable folder") from None
 
 
 class TorchvisionImages(ArrayDataModule):
@@ -92,24 +109,58 @@ class FashionMNIST(TorchvisionImages):
     dataset_name = "FashionMNIST"
 
 
-def _decode(data: bytes) -> np.ndarray:
-    from PIL import Image
+def _decode(data: bytes, where: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ValueError(f"data.path: '{where}' is not a readable image ({err})") from None
 
 
-def _read_members(source: Path) -> Iterable[tuple[str, bytes]]:
-    """(relative path, bytes) of every image file in a folder tree or a tar archive."""
+def _read_members(source: Path) -> Iterable[tuple[str, Optional[bytes]]]:
+    """(relative path, bytes) of every image file in a folder tree or a tar archive, and
+    (relative path, None) of every folder (so that empty class folders show)."""
     if source.is_dir():
         for path in sorted(source.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.is_dir():
+                yield path.relative_to(source).as_posix(), None
+            elif path.suffix.lower() in IMAGE_SUFFIXES:
                 yield path.relative_to(source).as_posix(), path.read_bytes()
         return
-    with tarfile.open(source) as tar:
-        for member in tar:
-            if member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
-                yield member.name, tar.extractfile(member).read()
+    try:
+        with tarfile.open(source) as tar:
+            for member in tar:
+                if member.isdir():
+                    yield member.name.rstrip("/"), None
+                elif member.isfile() and Path(member.name).suffix.lower() in IMAGE_SUFFIXES:
+                    yield member.name, tar.extractfile(member).read()
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:  # gzip's errors are OSError and EOFError
+        reason = str(err).splitlines()[0].rstrip(":")  # tarfile lists every method it tried, one per line
+        raise ValueError(f"data.path: '{source}' is not a readable folder or .tar / .tar.gz archive ({reason})") from None
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    return f"{shape[1]}x{shape[0]} pixels"
+
+
+def _class_folder(relpath: str) -> set[tuple[str, str]]:
+    """{(split, class)} for a folder path ending in train/<class> or test/<class>, else {}."""
+    parts = relpath.split("/")
+    return {(parts[-2], parts[-1])} if len(parts) >= 2 and parts[-2] in ("train", "test") else set()
+
+
+def _check_classes(source: Path, folders: set[tuple[str, str]], labels: dict[str, list[str]]) -> None:
+    """Refuse class folders without images, and classes of the test split the training split lacks."""
+    for split, name in sorted(folders):
+        if name not in labels[split]:
+            raise ValueError(f"data.path: class folder '{split}/{name}' of '{source}' holds no images "
+                             f"({', '.join(IMAGE_SUFFIXES)}); remove it or add its images")
+    unknown = sorted(set(labels["test"]) - set(labels["train"]))
+    if unknown:
+        raise ValueError(f"data.path: class folder(s) {', '.join('test/' + c for c in unknown)} of '{source}' have no "
+                         f"train/ counterpart; classes in train/: {', '.join(sorted(set(labels['train'])))}")
 
 
 def _split_and_class(relpath: str) -> Optional[tuple[str, str]]:
@@ -121,21 +172,36 @@ def _split_and_class(relpath: str) -> Optional[tuple[str, str]]:
 
 
 def decode_image_folder(source: Path, max_per_class: Optional[int]) -> dict[str, np.ndarray]:
-    """Decode a train/<class>/*, test/<class>/* tree (folder or .tar[.gz]) into uint8 arrays."""
+    """Decode a train/<class>/*, test/<class>/* tree (folder or .tar[.gz]) into uint8 arrays.
+
+    Refused with a one-line ValueError naming the file or folder: an unreadable archive or
+    image, an empty class folder, a class in test/ only, images of different sizes."""
     images: dict[str, list[np.ndarray]] = {"train": [], "test": []}
     labels: dict[str, list[str]] = {"train": [], "test": []}
     taken: dict[tuple[str, str], int] = {}
+    folders: set[tuple[str, str]] = set()
+    first: Optional[tuple[str, tuple[int, ...]]] = None  # the first image and its shape
     for relpath, data in sorted(_read_members(source), key=lambda m: m[0]):
+        if data is None:
+            folders.update(_class_folder(relpath))
+            continue
         found = _split_and_class(relpath)
         if found is None:
             continue
         if max_per_class is not None and taken.get(found, 0) >= max_per_class:
             continue
         taken[found] = taken.get(found, 0) + 1
-        images[found[0]].append(_decode(data))
+        image = _decode(data, f"{source}/{relpath}")
+        first = first or (relpath, image.shape)
+        if image.shape != first[1]:
+            raise ValueError(f"data.path: '{source}/{relpath}' is {_size(image.shape)} but '{source}/{first[0]}' is "
+                             f"{_size(first[1])}; every image must have the same size")
+        images[found[0]].append(image)
         labels[found[0]].append(found[1])
     if not images["train"] or not images["test"]:
-        raise ValueError(f"data.path: '{source}' holds no train/<class>/ and test/<class>/ image folders")
+        raise ValueError(f"data.path: '{source}' holds no train/<class>/ and test/<class>/ image folders "
+                         f"(images: {', '.join(IMAGE_SUFFIXES)})")
+    _check_classes(source, folders, labels)
     classes = sorted(set(labels["train"]))
     index = {c: i for i, c in enumerate(classes)}
     out = {"classes": np.array(classes)}
@@ -172,6 +238,8 @@ class ImageFolder(ArrayDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         if not self.path.exists():
             raise FileNotFoundError(f"data.path: '{self.path}' does not exist")
+        if not self.cache_file().exists():
+            check_cache_dir(self.cache_dir, "data.cache_dir" if cache_dir else CACHE_VARIABLE)
 
     def cache_file(self) -> Path:
         """The .npz this source decodes to."""

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import CSVLogger, WandbLogger
 
 WRITTEN_FOR = "pytorch-lightning 2.6"
 
@@ -49,6 +49,12 @@ def set_wandb_run(logger: WandbLogger, run: Any) -> None:
     logger._experiment = run
 
 
+def wandb_init_args(logger: WandbLogger) -> dict[str, Any]:
+    """The arguments WandbLogger will pass to `wandb.init` (kept privately; changes take effect
+    when the run is created)."""
+    return logger._wandb_init
+
+
 def switch_wandb_offline(logger: WandbLogger) -> None:
     """Make the next `experiment` access create an offline run (WandbLogger keeps its init
     arguments privately and has no public switch)."""
@@ -59,3 +65,13 @@ def switch_wandb_offline(logger: WandbLogger) -> None:
 def wandb_is_offline(logger: WandbLogger) -> bool:
     """Whether the logger was asked to log offline."""
     return bool(logger._offline)
+
+
+def prepend_csv_rows(logger: CSVLogger, rows: list[dict[str, str]]) -> None:
+    """Write `rows` (an earlier attempt's metrics.csv rows) ahead of everything `logger` logs.
+
+    A CSVLogger deletes the metrics.csv it finds when it starts, so a resumed run would lose
+    the epochs before its interruption, and it has no public way to append: its experiment
+    writer keeps the rows it has not saved yet in `metrics`, and its next save() writes them
+    below the header. Call before the first save (kd-ls: at on_train_start)."""
+    logger.experiment.metrics[:0] = rows

@@ -10,8 +10,14 @@ from typing import Any, Iterable, Mapping
 
 from kd_ls.study.stats import Interval, mean_interval
 
+PLAIN_ALPHA = 0.0  # a plain teacher: the reference every LS teacher is compared with
+PRIMARY_METRIC = "test_acc"  # last-epoch test accuracy: the number every comparison is about
 _TEXT_COLUMNS = ("role", "status")
 ROLES = ("teacher", "student", "baseline")
+# Metrics that cannot be negative: their intervals are clipped at 0 (stats.Interval.clipped), so no
+# table or error bar shows an impossible value. R² and silhouette can be negative and are not here.
+NON_NEGATIVE = ("test_acc", "val_acc", "train_acc", "test_nll", "test_ece", "test_ece_ts", "test_ts_temperature",
+                "test_nc1", "test_variance_ratio", "test_cdnv", "mutual_information", "test_smoothness_T")
 
 Row = dict[str, Any]
 Cell = dict[int, Row]
@@ -100,5 +106,7 @@ def alpha_cells(rows: Iterable[Row], role: str) -> dict[float, Cell]:
 
 
 def metric_interval(cell: Cell, metric: str) -> Interval:
-    """95% interval over the seeds of a cell that report ``metric``."""
-    return mean_interval([row[metric] for row in cell.values() if row.get(metric) is not None])
+    """95% interval over the seeds of a cell that report ``metric``, clipped at 0 for a
+    non-negative metric (which keeps its coverage: the true value is never below 0)."""
+    interval = mean_interval([row[metric] for row in cell.values() if row.get(metric) is not None])
+    return interval.clipped(0.0) if metric.startswith(NON_NEGATIVE) else interval

@@ -16,9 +16,10 @@ import torch
 from kd_ls import metrics
 from kd_ls.io import atomic_write_json, atomic_write_text
 from kd_ls.layout import AnalysisLayout, StudyLayout
-from kd_ls.plots.study import plot_student_accuracy_vs_temperature, plot_teacher_vs_alpha, plot_tightness_vs_alpha
 from kd_ls.study.render import render_markdown
-from kd_ls.study.runner import read_record
+from kd_ls.study.report_page import write_report_page
+from kd_ls.study.runner import DONE, FAILED, INTERRUPTED, read_record
+from kd_ls.study.spec import StudyError
 from kd_ls.study.verdict import build_verdict
 
 RUN_COLUMNS = ("run_id", "role", "status", "seed", "alpha", "teacher_alpha", "temperature", "teacher_id", "seconds",
@@ -42,9 +43,9 @@ def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def collect_rows(study_dir: Path) -> list[dict[str, Any]]:
     """One row per planned run of the study: its identity, config fields and metrics.
 
-    Teachers also get the smoothness index at every temperature the study distils at,
-    computed from their stored test logits, so a temperature added to a finished study needs
-    no teacher to be retrained."""
+    Teachers also get the smoothness index at every temperature the study distils at and the
+    test-set size `test_n`, computed from their stored test outputs, so a temperature added to a
+    finished study needs no teacher to be retrained."""
     layout = StudyLayout.of(study_dir)
     manifest = json.loads(layout.manifest.read_text())
     temperatures = sorted(set(manifest["study"]["temperatures"]) | set(manifest["study"].get("ls_temperatures") or []))
@@ -55,19 +56,23 @@ def collect_rows(study_dir: Path) -> list[dict[str, Any]]:
         row.update(flatten_config(planned["config"]))
         row.update({k.replace("/", "_"): v for k, v in (record.get("metrics") or {}).items()})
         if row["role"] == "teacher" and row["status"] == "done":
-            row.update(smoothness_columns(layout.run(planned["run_id"]).test_outputs, temperatures, row))
+            row.update(teacher_output_columns(layout.run(planned["run_id"]).test_outputs, temperatures, row))
         rows.append(row)
     return rows
 
 
-def smoothness_columns(outputs_file: Path, temperatures: list[float], row: dict[str, Any]) -> dict[str, float]:
-    """test_smoothness_T<t> for each temperature the row lacks, from a teacher's test logits."""
+def teacher_output_columns(outputs_file: Path, temperatures: list[float], row: dict[str, Any]) -> dict[str, float]:
+    """test_smoothness_T<t> for each temperature the row lacks, and test_n (the number of test
+    examples) when it lacks it, from a teacher's stored test logits and labels."""
     missing = [t for t in temperatures if f"test_smoothness_T{t:g}" not in row]
-    if not missing or not outputs_file.is_file():
+    if not (missing or "test_n" not in row) or not outputs_file.is_file():
         return {}
     outputs = torch.load(outputs_file, map_location="cpu")
-    return {f"test_smoothness_T{t:g}": metrics.smoothness_index(outputs["logits"], outputs["labels"], t).item()
-            for t in missing}
+    columns = {f"test_smoothness_T{t:g}": metrics.smoothness_index(outputs["logits"], outputs["labels"], t).item()
+               for t in missing}
+    if "test_n" not in row:
+        columns["test_n"] = int(outputs["labels"].shape[0])
+    return columns
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
@@ -82,37 +87,83 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def check_runs_present(study_dir: Path) -> None:
+    """Refuse to rebuild a report that would lose results: runs its results.csv lists as done
+    whose records are gone (a copy of a study folder without its runs/, as committed under
+    experiments/), which a rebuild would turn into empty tables."""
+    results = StudyLayout.of(study_dir).results
+    if not results.is_file():
+        return
+    with open(results, newline="") as f:
+        done = [row["run_id"] for row in csv.DictReader(f) if row.get("status") == DONE]
+    lost = [run_id for run_id in done if read_record(study_dir, run_id) is None]
+    if lost:
+        raise StudyError(f"STUDY_DIR: '{study_dir}' lacks the records of {len(lost)} of the {len(done)} finished runs "
+                         f"its results.csv lists (e.g. {StudyLayout.of(study_dir).run(lost[0]).record}); rebuilding "
+                         "would drop them, so nothing was rewritten (copy the study's runs/ folder along with it)")
+
+
+def completeness(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """verdict.json's `incomplete` flag and `run_counts`: the verdict leaves out every planned
+    run that did not finish."""
+    statuses = [row["status"] for row in rows]
+    counts = {"planned": len(rows), "done": statuses.count(DONE), "failed": statuses.count(FAILED),
+              "interrupted": statuses.count(INTERRUPTED), "missing": statuses.count("missing")}
+    return {"incomplete": counts["done"] < counts["planned"], "run_counts": counts}
+
+
+def verdict_markdown(verdict: dict[str, Any]) -> str:
+    """verdict.md: the rendered verdict, with a line under its title when the study is incomplete."""
+    text = render_markdown(verdict)
+    if not verdict.get("incomplete"):
+        return text
+    c = verdict["run_counts"]
+    line = (f"**Incomplete:** {c['planned'] - c['done']} of {c['planned']} planned runs did not finish "
+            f"({c['failed']} failed, {c['interrupted']} interrupted, {c['missing']} not run); the numbers below "
+            "leave them out.")
+    title, _, rest = text.partition("\n")
+    return f"{title}\n\n{line}\n{rest}"
+
+
 def write_report(study_dir: Path) -> dict[str, Any]:
-    """Write results.csv, verdict.json, verdict.md and the plots; return the verdict."""
+    """Write results.csv, verdict.json, verdict.md, the plots and report.html; return the verdict."""
+    check_runs_present(study_dir)
     layout = StudyLayout.of(study_dir)
     rows = collect_rows(study_dir)
+    analyses = analyze_teachers(study_dir, rows)  # first: its mutual information is a results column
     atomic_write_text(layout.results, rows_to_csv(rows))
-    verdict = build_verdict(rows)  # counts failed runs, leaves out missing ones
+    verdict = {**build_verdict(rows), **completeness(rows)}  # counts failed runs, leaves out missing ones
     atomic_write_json(layout.verdict_json, verdict)
-    atomic_write_text(layout.verdict_md, render_markdown(verdict))
-    plot_student_accuracy_vs_temperature(rows, layout.plot("student_accuracy_vs_temperature"))
-    plot_teacher_vs_alpha(rows, layout.plot("teacher_vs_alpha"))
-    plot_tightness_vs_alpha(rows, layout.plot("tightness_vs_alpha"), metrics=TIGHTNESS)
-    analyze_first_seed_teachers(study_dir, rows)
+    atomic_write_text(layout.verdict_md, verdict_markdown(verdict))
+    # Imported here: matplotlib loads only when a report is drawn, and kd_ls.plots.study (which
+    # imports kd_ls.study) can be imported first without a circular import.
+    from kd_ls.study.figures import draw_figures
+
+    draw_figures(layout, rows, verdict, analyses, tightness=TIGHTNESS)
+    write_report_page(study_dir)  # last: report.html shows the files above
     return verdict
 
 
-def analyze_first_seed_teachers(study_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """`kd-ls analyze` on each alpha's teacher of the first seed: Müller projection of the
-    first three classes, reliability diagram, mutual information, into analysis/teacher_alpha<a>/."""
+def analyze_teachers(study_dir: Path, rows: list[dict[str, Any]]) -> dict[tuple[float, int], Path]:
+    """`kd-ls analyze` on every finished teacher (each alpha and seed): Müller projection of the first
+    three classes, reliability diagram, mutual information. The first seed's go to
+    analysis/teacher_alpha<a>/, the others' to analysis/teacher_alpha<a>_seed<s>/. Each teacher row
+    gets its `mutual_information`, so the mechanism table has one value per teacher. Returns the
+    analysis folder of each (alpha, seed)."""
     from kd_ls.analysis import analyze_checkpoint
     from kd_ls.data import datamodule_from_config
 
     layout = StudyLayout.of(study_dir)
     teachers = [r for r in rows if r["role"] == "teacher" and r["status"] == "done"]
-    if not teachers:
-        return
-    first_seed = min(r["seed"] for r in teachers)
+    first_seed = min((r["seed"] for r in teachers), default=None)
+    folders = {}
     for row in teachers:
-        if row["seed"] != first_seed:
-            continue
-        out = layout.teacher_analysis(row["alpha"])
-        if AnalysisLayout(out).metrics.is_file():
-            continue  # analysis of a finished teacher does not change
-        run = layout.run(row["run_id"])
-        analyze_checkpoint(str(run.last_checkpoint), datamodule_from_config(run.config), out)
+        out = layout.teacher_analysis(row["alpha"], None if row["seed"] == first_seed else row["seed"])
+        analysis = AnalysisLayout(out)
+        # The analysis of a finished teacher does not change; one from before projections were saved is redone.
+        if not (analysis.metrics.is_file() and analysis.projection_points.is_file()):
+            run = layout.run(row["run_id"])
+            analyze_checkpoint(str(run.last_checkpoint), datamodule_from_config(run.config), out)
+        row["mutual_information"] = json.loads(analysis.metrics.read_text()).get("mutual_information")
+        folders[(row["alpha"], row["seed"])] = out
+    return folders

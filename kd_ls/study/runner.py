@@ -1,18 +1,23 @@
-"""Run a study's graph: skip what is finished, redo what a crash left half-done, record
+"""Run a study's graph: skip what is finished, resume what a stop left half-done, record
 failures and carry on, optionally several runs at once in worker processes.
 
 A run counts as finished only when its `run.json` record says so; that file is written
-atomically after everything else, so a study killed at any moment loses at most the runs
-that were in flight, and those are redone from scratch on the next start.
+atomically after everything else. Every run saves a resumable checkpoint at the end of its
+epochs, so a study stopped at any moment (SIGKILL included) loses at most the epoch each run in
+flight was in: the next start resumes those runs from their checkpoints. SIGINT and SIGTERM
+stop a study in order (kd_ls/interrupts.py): the runs in flight are recorded as interrupted,
+no further run starts, and `execute_study` raises `Interrupted`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 import traceback
 import warnings
@@ -22,12 +27,15 @@ from typing import Any, Callable, Optional
 
 import yaml
 
+from kd_ls import interrupts
 from kd_ls.io import atomic_write_json, sha256_file
-from kd_ls.layout import StudyLayout
+from kd_ls.layout import RunLayout, StudyLayout
+from kd_ls.study import devices
 from kd_ls.study.plan import PlannedRun, plan_study
 from kd_ls.study.spec import Study, StudyError
 
-DONE, FAILED = "done", "failed"
+DONE, FAILED, INTERRUPTED = "done", "failed", "interrupted"
+NOT_RUN = "not run yet"
 
 
 def read_record(study_dir: Path, run_id: str) -> Optional[dict[str, Any]]:
@@ -49,12 +57,15 @@ def stale_reason(study_dir: Path, run_id: str) -> Optional[str]:
     of their teacher's checkpoint: a truncated or edited file, or a teacher retrained since,
     means the run is redone rather than silently reused."""
     record = read_record(study_dir, run_id)
-    if record is None:
-        return "not run yet"
-    if record.get("status") != DONE:
-        return f"failed before ({record.get('error')})"
     layout = StudyLayout.of(study_dir)
     run = layout.run(run_id)
+    if record is None or record.get("status") == INTERRUPTED:
+        epochs = resumable_epochs(run)
+        if epochs is not None:
+            return f"stopped before it finished; resumes after epoch {epochs}"
+        return NOT_RUN if record is None else f"{record.get('error')} before its first saved epoch"
+    if record.get("status") != DONE:
+        return f"failed before ({record.get('error')})"
     checks = {run.metrics.name: (run.metrics, record.get("metrics_sha256")),
               "checkpoint": (run.last_checkpoint, record.get("checkpoint_sha256"))}
     if record.get("teacher_id"):
@@ -108,8 +119,43 @@ def run_identity(run: PlannedRun) -> dict[str, Any]:
             "teacher_alpha": run.teacher_alpha, "temperature": run.temperature, "teacher_id": run.teacher_id}
 
 
-def execute_run(study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any]:
-    """Train one run in this process; write and return its record (done or failed).
+def resumable_epochs(layout: RunLayout) -> Optional[int]:
+    """The epochs an unfinished run's resumable checkpoint holds, or None without a usable one."""
+    from kd_ls.lightning.harness import saved_epochs
+
+    if not layout.resume_checkpoint.is_file():
+        return None
+    try:
+        return saved_epochs(layout.resume_checkpoint)
+    except ValueError:  # unreadable: the run starts afresh
+        return None
+
+
+def prepare_folder(layout: RunLayout, config_text: str) -> Optional[int]:
+    """Make a run folder ready for an attempt; return the epochs it resumes after (None: afresh).
+
+    An earlier attempt's folder is kept when its resumable checkpoint was saved under this very
+    config (a speed-only setting such as steps_per_call changes the config, not the run id);
+    otherwise it is removed. The earlier attempt's record goes either way: this attempt writes
+    its own when it ends."""
+    epochs = resumable_epochs(layout)
+    if epochs is not None and layout.study_config.is_file() and layout.study_config.read_text() == config_text:
+        layout.record.unlink(missing_ok=True)
+        return epochs
+    if layout.root.exists():
+        shutil.rmtree(layout.root)
+    layout.root.mkdir(parents=True)
+    layout.study_config.write_text(config_text)
+    return None
+
+
+def execute_run(study: Study, run: PlannedRun, study_dir: Path, own_signals: bool = True) -> dict[str, Any]:
+    """Train (or resume) one run in this process; write and return its record: done, failed,
+    or interrupted by a stop request.
+
+    With `own_signals`, kd-ls's stop handling applies (kd_ls/interrupts.py: a stop raises in
+    the run at once); without, the process's own handlers do (a submitit job), and a stop is
+    re-raised after the record is written, so that submitit's requeue exit reaches submitit.
 
     torch's CPU threads are pinned to `study.threads`: float32 reductions depend on the thread
     count, so it is a setting of the study (and part of run ids), never derived from how many
@@ -121,39 +167,82 @@ def execute_run(study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any
     torch.set_num_threads(study.threads)
     quiet_lightning()
     layout = StudyLayout.of(study_dir).run(run.run_id)
-    folder = layout.root
-    if folder.exists():  # leftovers of an attempt that never finished
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    layout.study_config.write_text(yaml.safe_dump(cli_config(study, run, study_dir), sort_keys=False))
     record = run_identity(run)
     start = time.perf_counter()
     try:
-        KDLightningCLI(args=["fit", "--config", str(layout.study_config)])
-        record["metrics"] = json.loads(layout.metrics.read_text())
-        provenance = json.loads(layout.provenance.read_text())
-        record.update(status=DONE, provenance=provenance, metrics_sha256=_sha(layout.metrics),
-                      checkpoint_sha256=provenance["checkpoint_sha256"],
-                      teacher_checkpoint_sha256=provenance["teacher_checkpoint_sha256"])
-    except (Exception, SystemExit) as err:  # noqa: BLE001 - a failed run is recorded, the study goes on
-        root = innermost(err)
-        record.update(status=FAILED, error=f"{type(root).__name__}: {root}".strip(),
-                      traceback=traceback.format_exc(limit=20))
+        with interrupts.raising() if own_signals else contextlib.nullcontext():
+            config = yaml.safe_dump(cli_config(study, run, study_dir), sort_keys=False)
+            record["resumed_after_epoch"] = prepare_folder(layout, config)
+            KDLightningCLI(args=["fit", "--config", str(layout.study_config)])
+        record.update(_finished(layout))
+    except BaseException as err:  # noqa: BLE001 - a failed or stopped run is recorded, the study goes on
+        stop = interrupts.signal_of(err)
+        record.update(_failed(err) if stop is None else _stopped(stop))
+        if stop is not None and not own_signals:
+            _write_record(layout, record, start)
+            raise
+    return _write_record(layout, record, start)
+
+
+def _finished(layout: RunLayout) -> dict[str, Any]:
+    """Record fields of a run that ended: its metrics and the checksums that keep it trusted."""
+    provenance = json.loads(layout.provenance.read_text())
+    return {"status": DONE, "metrics": json.loads(layout.metrics.read_text()), "provenance": provenance,
+            "metrics_sha256": _sha(layout.metrics), "checkpoint_sha256": provenance["checkpoint_sha256"],
+            "teacher_checkpoint_sha256": provenance["teacher_checkpoint_sha256"]}
+
+
+def _failed(err: BaseException) -> dict[str, Any]:
+    root = innermost(err)
+    return {"status": FAILED, "error": f"{type(root).__name__}: {root}".strip(),
+            "traceback": traceback.format_exc(limit=20)}
+
+
+def _stopped(signum: int) -> dict[str, Any]:
+    return {"status": INTERRUPTED, "error": f"stopped by {interrupts.signal_name(signum)}"}
+
+
+def _write_record(layout: RunLayout, record: dict[str, Any], start: float) -> dict[str, Any]:
     record["seconds"] = round(time.perf_counter() - start, 3)
     atomic_write_json(layout.record, record)
     return record
 
 
-def _record_failure(study_dir: Path, run: PlannedRun, error: str) -> dict[str, Any]:
-    """Write and return a failed record for a run that could not run (or whose worker died)."""
-    record = {**run_identity(run), "status": FAILED, "error": error, "seconds": 0.0}
+def run_in_worker(study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any]:
+    """execute_run in a worker process, under kd-ls's stop handling for good: a worker that a
+    signal killed while idle would break its whole pool, and the runs in flight with it."""
+    interrupts.install()
+    return execute_run(study, run, study_dir)
+
+
+class SubmititRun:
+    """One run as a submitit job, checkpointable in submitit's protocol.
+
+    On preemption or timeout submitit signals the job (SIGUSR2), calls `checkpoint`, requeues
+    the job and exits it; the requeued job resumes the run from its resumable checkpoint.
+    submitit owns the job's signals, so the run executes without kd-ls's handler (SIGTERM, as
+    sent by scancel, then stops it through Lightning's own handler: recorded as interrupted)."""
+
+    def __call__(self, study: Study, run: PlannedRun, study_dir: Path) -> dict[str, Any]:
+        """Execute the run, unless a requeue came after it had finished."""
+        if is_finished(study_dir, run.run_id):
+            return read_record(study_dir, run.run_id)
+        return execute_run(study, run, study_dir, own_signals=False)
+
+    def checkpoint(self, study: Study, run: PlannedRun, study_dir: Path) -> Any:
+        """submitit's hook, in the job's signal handler: the run's state is on disk already
+        (saved every epoch), so mark the run as stopping and requeue the same call."""
+        from submitit.helpers import DelayedSubmission
+
+        interrupts.request(signal.SIGUSR2)
+        return DelayedSubmission(self, study, run, study_dir)
+
+
+def _record_failure(study_dir: Path, run: PlannedRun, error: str, status: str = FAILED) -> dict[str, Any]:
+    """Write and return a failed (or interrupted) record for a run that could not run, or whose worker died."""
+    record = {**run_identity(run), "status": status, "error": error, "seconds": 0.0}
     atomic_write_json(StudyLayout.of(study_dir).run(run.run_id).record, record)
     return record
-
-
-def _worker_init(gpu_queue: Any) -> None:
-    if gpu_queue is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
 
 
 def _gpu_count() -> int:
@@ -169,15 +258,10 @@ ProgressFn = Callable[[str, PlannedRun, Optional[dict[str, Any]]], None]
 
 
 def _process_pool(jobs: int) -> ProcessPoolExecutor:
-    """Worker processes (spawned: CUDA-safe), one GPU each when GPUs are present."""
+    """Worker processes (spawned: CUDA-safe), each on one GPU when GPUs are present (devices.py)."""
     ctx = multiprocessing.get_context("spawn")
-    gpus = _gpu_count()
-    gpu_queue = None
-    if gpus:
-        gpu_queue = ctx.Manager().Queue()
-        for i in range(jobs):
-            gpu_queue.put(i % gpus)
-    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(gpu_queue,))
+    queue = devices.device_queue(ctx, jobs, _gpu_count())
+    return ProcessPoolExecutor(jobs, mp_context=ctx, initializer=devices.init_worker, initargs=(queue,))
 
 
 def submitit_executor(study: Study, study_dir: Path) -> Any:
@@ -198,9 +282,10 @@ def submitit_executor(study: Study, study_dir: Path) -> Any:
 
 
 def default_jobs(study: Study) -> int:
-    """Runs at once by default: one per GPU when GPUs are present, else the machine's cores
-    divided by the study's threads per run."""
-    return _gpu_count() or max(1, (os.cpu_count() or 1) // study.threads)
+    """Runs at once by default: `cluster.runs_per_gpu` per GPU when GPUs are present, else the
+    machine's cores divided by the study's threads per run."""
+    cpu_jobs = max(1, (os.cpu_count() or 1) // study.threads)
+    return devices.default_jobs(_gpu_count(), study.cluster.runs_per_gpu, cpu_jobs)
 
 
 def execute_study(
@@ -212,6 +297,10 @@ def execute_study(
     `executor` (anything with `submit(fn, *args)` returning an object with done()/result(),
     e.g. a submitit executor). `on_event(kind, run, record)` gets 'skip', 'redo', 'start',
     'end'. Returns the planned runs, each finished or failed with its run.json.
+
+    On a stop request (SIGINT / SIGTERM) no further run starts: worker processes get the
+    signal too (it may have reached this process alone), cluster jobs are cancelled, the runs
+    in flight record themselves as interrupted, and `Interrupted` is raised.
     """
     runs = plan_study(study)
     notify = on_event or (lambda kind, run, record: None)
@@ -221,7 +310,7 @@ def execute_study(
         if reason is None:
             notify("skip", run, read_record(study_dir, run.run_id))
             continue
-        if reason != "not run yet":
+        if reason != NOT_RUN:
             notify("redo", run, {"reason": reason})
         pending.append(run)
     running: dict[str, tuple[PlannedRun, Any]] = {}
@@ -236,39 +325,72 @@ def execute_study(
 
     pool = _process_pool(jobs) if executor is None and jobs > 1 else None
     submit = (executor or pool).submit if (executor or pool) else None
+    task = SubmititRun() if executor is not None else run_in_worker
     capacity = study.cluster.max_parallel if executor else jobs
-    try:
-        while pending or running:
-            for run in list(pending):
-                if len(running) >= capacity:
-                    break
-                state = ready(run)
-                if state is None:
-                    continue
-                pending.remove(run)
-                if state is False:
-                    notify("end", run, _record_failure(study_dir, run, f"teacher {run.teacher_id} failed"))
-                    continue
-                notify("start", run, None)
-                if submit is None:
-                    notify("end", run, execute_run(study, run, study_dir))
-                else:
-                    running[run.run_id] = (run, submit(execute_run, study, run, study_dir))
-            for run_id, (run, job) in list(running.items()):
-                if job.done():
-                    del running[run_id]
-                    notify("end", run, _job_record(job, study_dir, run))
-            if running:
-                time.sleep(0.1)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    # The loop polls for a stop request where stopping is safe, rather than being interrupted
+    # anywhere; a run executing in this process is interrupted at once (execute_run).
+    stopping = False
+    with interrupts.polling():
+        try:
+            while pending or running:
+                if not stopping and interrupts.requested() is not None:
+                    stopping = True
+                    pending.clear()
+                    _stop_jobs(pool, running)
+                for run in list(pending):
+                    if len(running) >= capacity or interrupts.requested() is not None:
+                        break
+                    state = ready(run)
+                    if state is None:
+                        continue
+                    pending.remove(run)
+                    if state is False:
+                        notify("end", run, _record_failure(study_dir, run, f"teacher {run.teacher_id} failed"))
+                        continue
+                    notify("start", run, None)
+                    if submit is None:
+                        notify("end", run, execute_run(study, run, study_dir))
+                    else:
+                        running[run.run_id] = (run, submit(task, study, run, study_dir))
+                for run_id, (run, job) in list(running.items()):
+                    if job.done():
+                        del running[run_id]
+                        notify("end", run, _job_record(job, study_dir, run))
+                if stopping and executor is not None:
+                    break  # cancelled cluster jobs record themselves; no need to wait for them here
+                if running:
+                    time.sleep(0.1)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+    if interrupts.requested() is not None:
+        raise interrupts.Interrupted(interrupts.requested())
     return runs
 
 
+def _stop_jobs(pool: Optional[ProcessPoolExecutor], running: dict[str, tuple[PlannedRun, Any]]) -> None:
+    """Pass a stop request on to the runs in flight: the signal to the worker processes (kd-ls's
+    handler there counts it once if the whole process group got it already), a cancel to
+    cluster jobs (SLURM sends them SIGTERM)."""
+    if pool is not None:
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, interrupts.requested())
+        return
+    for _, job in running.values():
+        cancel = getattr(job, "cancel", None)
+        if cancel is not None:
+            cancel(check=False)
+
+
 def _job_record(job: Any, study_dir: Path, run: PlannedRun) -> dict[str, Any]:
-    """A finished job's record; a worker that died without one (killed, out of memory) is a failure."""
+    """A finished job's record. A job that ended without returning one left its record on disk
+    if its run was stopped (a cluster job stopped by SIGTERM); else its worker died (killed,
+    out of memory): a failure, or an interruption when the study is stopping."""
     try:
         return job.result()
     except Exception as err:  # noqa: BLE001 - the worker itself died: record it, go on
-        return _record_failure(study_dir, run, f"worker died: {type(err).__name__}: {err}")
+        written = read_record(study_dir, run.run_id)
+        if written is not None and written.get("status") == INTERRUPTED:
+            return written
+        status = FAILED if interrupts.requested() is None else INTERRUPTED
+        return _record_failure(study_dir, run, f"worker died: {type(err).__name__}: {err}", status)

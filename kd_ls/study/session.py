@@ -1,5 +1,5 @@
 """One invocation of a study: take the folder's lock, write the manifest, run what is
-unfinished, and write the report."""
+unfinished, and write the report (not when stopped by a signal: the study is not over)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from kd_ls import __version__
+from kd_ls import __version__, interrupts
 from kd_ls.io import atomic_write_json
 from kd_ls.layout import StudyLayout
-from kd_ls.study.plan import plan_study
+from kd_ls.study.plan import PlannedRun, plan_study
+from kd_ls.lightning.quiet import quiet
 from kd_ls.study.progress import StudyProgress
 from kd_ls.study.report import write_report
-from kd_ls.study.runner import default_jobs, execute_study, submitit_executor
+from kd_ls.study.runner import INTERRUPTED, ProgressFn, default_jobs, execute_study, submitit_executor
 from kd_ls.study.spec import Study, StudyError
 
 
@@ -72,23 +73,43 @@ def write_manifest(study: Study, study_dir: Path) -> None:
                       {"kd_ls_version": __version__, "study": study.to_dict(), "runs": runs})
 
 
+def progress_events(display: StudyProgress) -> ProgressFn:
+    """The runner's events for the display, an interrupted run as a note (it is no failure)."""
+
+    def on_event(kind: str, run: PlannedRun, record: Optional[dict[str, Any]]) -> None:
+        if kind == "end" and record is not None and record.get("status") == INTERRUPTED:
+            display.note(f"{run.label()} ({run.run_id}) {record.get('error')}: the next start resumes it")
+        else:
+            display.event(kind, run, record)
+
+    return on_event
+
+
 def run_study(study: Study, jobs: Optional[int] = None, progress: bool = True) -> dict[str, Any]:
     """Run every unfinished run of `study`, then write and return its verdict.
 
     `jobs` runs execute at once (default: runner.default_jobs); it changes speed, never
     results. Holds the study folder's lock throughout, so a second `kd-ls study` on the same
-    folder refuses instead of racing this one."""
+    folder refuses instead of racing this one. SIGINT / SIGTERM stop it in order
+    (kd_ls/interrupts.py): `Interrupted` is raised, and the next call resumes."""
+    with interrupts.handling(), interrupts.raising():
+        return _run_study(study, jobs, progress)
+
+
+def _run_study(study: Study, jobs: Optional[int], progress: bool) -> dict[str, Any]:
     jobs = jobs or default_jobs(study)
     study_dir = make_folder(study)
     executor = submitit_executor(study, study_dir) if study.cluster.executor != "local" else None
     runs = plan_study(study)
-    with study_lock(study_dir), StudyProgress(len(runs), enabled=progress) as display:
+    quiet()  # W&B's summary run and the report run in this process, outside any run's harness
+    parallel = study.cluster.max_parallel if executor else jobs
+    with study_lock(study_dir), StudyProgress(runs, study_dir, parallel, enabled=progress) as display:
         unplanned = unplanned_run_folders(study_dir, {run.run_id for run in runs})
         if unplanned:
             display.note(f"{len(unplanned)} run folder(s) in {StudyLayout.of(study_dir).runs} are not part of this "
                          "study's plan (an older kd-ls, or runs removed from the study file): left untouched, not used")
         write_manifest(study, study_dir)
-        execute_study(study, study_dir, jobs=jobs, on_event=display.event, executor=executor)
+        execute_study(study, study_dir, jobs=jobs, on_event=progress_events(display), executor=executor)
         verdict = write_report(study_dir)
     if study.logger == "wandb":
         from kd_ls.study.tracking import log_study_summary

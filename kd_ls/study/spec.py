@@ -240,7 +240,7 @@ def _check_recipe(r: Recipe, where: str, input_shape: Optional[tuple[int, ...]] 
         check_optimization(r.optimizer, r.lr, r.momentum, r.weight_decay, r.schedule, r.milestones, r.gamma,
                            r.warmup_epochs, prefix=f"{where}.")
     except ValueError as err:
-        raise StudyError(str(err).replace(" must be ", ": must be ", 1)) from None
+        raise StudyError(str(err).replace(" must ", ": must ", 1)) from None
     _require(r.warmup_epochs < r.epochs,
              f"{where}.warmup_epochs: must be shorter than the run ({where}.epochs={r.epochs}), got {r.warmup_epochs:g}")
     try:  # builds the network once on a dummy shape: an unknown name fails here, not hours later

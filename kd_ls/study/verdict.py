@@ -1,28 +1,32 @@
-"""The study's verdict: paired LS-teacher vs plain-teacher comparisons, Müller's protocol,
-teacher and cell tables, and the sentences that state them, as JSON-ready data
-(render.py turns it into markdown).
+"""The study's verdict as JSON-ready data: paired LS-teacher vs plain-teacher comparisons, Müller's
+protocol, the accuracy-matched comparison, the mechanism table, teacher, cell and gap tables, and
+the sentences that state them (sentences.py; render.py turns it all into markdown).
 
-Conventions (science.md §6): students of the same seed are paired across teachers; every
-mean comes with a 95% Student-t interval over seeds; the word is decided by the interval
-only; accuracies are last-epoch test accuracies; the only choice made from data (Müller's
-plain-teacher temperature) uses validation accuracy, never test accuracy.
+Conventions (science.md §6): students of the same seed are paired across teachers; every mean comes
+with a 95% Student-t interval over seeds; the words are decided by family-wise intervals over every
+comparison the study makes (family.py); accuracies are last-epoch test accuracies; the only choice
+made from data (Müller's plain-teacher temperature) uses validation accuracy, never test accuracy.
+All numbers are fractions; unknown numbers are null.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Iterable, Mapping
 
-from kd_ls.study.cells import Cell, alpha_cells, done_rows, metric_interval, student_cells
-from kd_ls.study.stats import BETTER, WORSE, Interval, mean_interval, verdict_word
+from kd_ls.study.cells import PLAIN_ALPHA, PRIMARY_METRIC, Cell, alpha_cells, done_rows, metric_interval, student_cells
+from kd_ls.study.family import MDE_METHOD, POWER, RESOLUTION, Family, assess, family_of
+from kd_ls.study.matched import accuracy_matched
+from kd_ls.study.mechanism import mechanism
+from kd_ls.study.sentences import summary
+from kd_ls.study.stats import Estimate, Interval, mean_estimate, mean_interval
 
-PLAIN_ALPHA = 0.0
 MUELLER_LS_TEMPERATURE = 1.0
 SELECTION_METRIC = "val_acc"
-PRIMARY_METRIC = "test_acc"
-TEACHER_METRICS = ("test_acc", "test_ece", "test_ece_ts", "test_ts_temperature")
+TEACHER_METRICS = ("test_acc", "test_ece", "test_ece_ts", "test_ts_temperature", "test_r2", "test_nc1",
+                   "mutual_information")
 
-
-# ---------------------------------------------------------------- JSON pieces
+Comparison = tuple[dict[str, Any], Estimate]
+StudentCells = dict[tuple[float, float], Cell]
 
 
 def _json_float(value: float) -> float | None:
@@ -32,91 +36,38 @@ def _json_float(value: float) -> float | None:
 
 def interval_json(interval: Interval) -> dict[str, Any]:
     """Interval as a JSON object with nulls for unknown bounds."""
-    return {
-        "mean": _json_float(interval.mean),
-        "low": _json_float(interval.low),
-        "high": _json_float(interval.high),
-        "n": interval.n,
-    }
+    return {"mean": _json_float(interval.mean), "low": _json_float(interval.low),
+            "high": _json_float(interval.high), "n": interval.n}
 
 
-def _compare(values: Cell, reference: Cell, metric: str) -> dict[str, Any]:
+def _per_seed(cell: Cell, metric: str) -> list[dict[str, Any]]:
+    """The per-seed values of a cell (for the appendix of verdict.md)."""
+    return [{"seed": seed, "value": row[metric]} for seed, row in sorted(cell.items()) if row.get(metric) is not None]
+
+
+# ---------------------------------------------------------------- comparisons
+
+
+def _compare(values: Cell, reference: Cell, metric: str = PRIMARY_METRIC) -> Comparison:
     """Paired difference values - reference on ``metric`` over the seeds both cells have."""
-    def has(cell: Cell, seed: int) -> bool:
-        """Whether the seed finished in this cell and reported the metric."""
-        return seed in cell and cell[seed].get(metric) is not None
-
-    seeds = sorted(seed for seed in values if has(values, seed) and has(reference, seed))
-    per_seed = [
-        {
-            "seed": seed,
-            "value": values[seed][metric],
-            "reference": reference[seed][metric],
-            "diff": values[seed][metric] - reference[seed][metric],
-        }
-        for seed in seeds
-    ]
-    interval = mean_interval([entry["diff"] for entry in per_seed])
-    return {
-        "metric": metric,
-        "per_seed": per_seed,
-        **interval_json(interval),
-        "verdict": verdict_word(interval),
-        "unpaired_seeds": sorted((values.keys() | reference.keys()) - set(seeds)),
-        "missing": None if per_seed else f"no seed with {metric} in both cells",
-    }
+    seeds = sorted(s for s in values.keys() & reference.keys()
+                   if values[s].get(metric) is not None and reference[s].get(metric) is not None)
+    per_seed = [{"seed": s, "value": values[s][metric], "reference": reference[s][metric],
+                 "diff": values[s][metric] - reference[s][metric]} for s in seeds]
+    estimate = mean_estimate([entry["diff"] for entry in per_seed])
+    entry = {"metric": metric, "per_seed": per_seed, "mean": _json_float(estimate.value), "n": len(per_seed),
+             "unpaired_seeds": sorted((values.keys() | reference.keys()) - set(seeds)),
+             "missing": None if per_seed else f"no seed with {metric} in both cells"}
+    return entry, estimate
 
 
-# ---------------------------------------------------------------- sections
-
-
-def _paired(students: dict[tuple[float, float], Cell]) -> list[dict[str, Any]]:
-    """For every T and LS alpha: LS-teacher students minus plain-teacher students."""
-    entries = []
-    for alpha, temperature in sorted(students, key=lambda key: (key[1], key[0])):
-        if alpha > PLAIN_ALPHA:
-            plain = _student_cell_or_reason(students, PLAIN_ALPHA, temperature)
-            comparison = _checked_compare((students[(alpha, temperature)], None), plain)
-            entries.append({"temperature": temperature, "alpha": alpha, **comparison})
-    return entries
-
-
-def _plain_selection(students: dict[tuple[float, float], Cell]) -> tuple[float | None, list[dict[str, Any]]]:
-    """Plain teacher's best T by mean validation accuracy, and the table it was chosen from."""
-    table = []
-    for (alpha, temperature), cell in sorted(students.items()):
-        if alpha == PLAIN_ALPHA:
-            selection = interval_json(metric_interval(cell, SELECTION_METRIC))
-            table.append({"temperature": temperature, SELECTION_METRIC: selection})
-    candidates = [entry for entry in table if entry[SELECTION_METRIC]["mean"] is not None]
-    if not candidates:
-        return None, table
-    # On a tie the lower T wins, so the choice does not depend on row order.
-    best = max(candidates, key=lambda entry: (entry[SELECTION_METRIC]["mean"], -entry["temperature"]))
-    return best["temperature"], table
-
-
-def _ls_alphas(students: dict[tuple[float, float], Cell], teachers: dict[float, Cell]) -> list[float]:
-    """Every LS alpha the study trained a teacher or a student for."""
-    return sorted(({alpha for alpha, _ in students} | set(teachers)) - {PLAIN_ALPHA})
-
-
-def _missing_comparison(reason: str) -> dict[str, Any]:
+def _missing(reason: str) -> Comparison:
     """A comparison that could not be made, with the same keys as a real one."""
-    nothing = mean_interval([])
-    return {
-        "metric": PRIMARY_METRIC,
-        "per_seed": [],
-        **interval_json(nothing),
-        "verdict": verdict_word(nothing),
-        "unpaired_seeds": [],
-        "missing": reason,
-    }
+    entry = {"metric": PRIMARY_METRIC, "per_seed": [], "mean": None, "n": 0, "unpaired_seeds": [], "missing": reason}
+    return entry, mean_estimate([])
 
 
-def _student_cell_or_reason(
-    students: dict[tuple[float, float], Cell], alpha: float, temperature: float | None
-) -> tuple[Cell | None, str | None]:
+def _student_cell(students: StudentCells, alpha: float, temperature: float | None) -> tuple[Cell | None, str | None]:
     """A student cell, or why it is not there."""
     if temperature is None:
         return None, "no plain-teacher students with val_acc to choose T from"
@@ -127,133 +78,107 @@ def _student_cell_or_reason(
     return cell, None
 
 
-def _checked_compare(
-    values: tuple[Cell | None, str | None], reference: tuple[Cell | None, str | None]
-) -> dict[str, Any]:
+def _checked_compare(values: tuple[Cell | None, str | None], reference: tuple[Cell | None, str | None]) -> Comparison:
     """Comparison of two cells, or a marked missing comparison when either is absent."""
     reason = values[1] or reference[1]
-    if reason is not None:
-        return _missing_comparison(reason)
-    return _compare(values[0], reference[0], PRIMARY_METRIC)
+    return _missing(reason) if reason is not None else _compare(values[0], reference[0])
 
 
-def _mueller(
-    students: dict[tuple[float, float], Cell], teachers: dict[float, Cell], baselines: dict[float, Cell]
-) -> dict[str, Any]:
-    """Müller's protocol: LS teacher's student at T=1 vs the plain teacher's student at its
-    best T (chosen on validation accuracy), and both against students trained alone with LS."""
-    best_temperature, selection = _plain_selection(students)
-    plain = _student_cell_or_reason(students, PLAIN_ALPHA, best_temperature)
-    subjects = [(PLAIN_ALPHA, best_temperature, plain)]
+def _paired(students: StudentCells) -> list[Comparison]:
+    """For every T and LS alpha: LS-teacher students minus plain-teacher students."""
+    pairs = []
+    for alpha, temperature in sorted(students, key=lambda key: (key[1], key[0])):
+        if alpha > PLAIN_ALPHA:
+            entry, estimate = _checked_compare((students[(alpha, temperature)], None),
+                                               _student_cell(students, PLAIN_ALPHA, temperature))
+            pairs.append(({"temperature": temperature, "alpha": alpha, **entry}, estimate))
+    return pairs
+
+
+def _plain_selection(students: StudentCells) -> tuple[float | None, list[dict[str, Any]]]:
+    """Plain teacher's best T by mean validation accuracy, and the table it was chosen from."""
+    table = [{"temperature": t, SELECTION_METRIC: interval_json(metric_interval(cell, SELECTION_METRIC))}
+             for (alpha, t), cell in sorted(students.items()) if alpha == PLAIN_ALPHA]
+    candidates = [entry for entry in table if entry[SELECTION_METRIC]["mean"] is not None]
+    if not candidates:
+        return None, table
+    # On a tie the lower T wins, so the choice does not depend on row order.
+    best = max(candidates, key=lambda entry: (entry[SELECTION_METRIC]["mean"], -entry["temperature"]))
+    return best["temperature"], table
+
+
+def _mueller(students: StudentCells, teachers: dict[float, Cell],
+             baselines: dict[float, Cell]) -> tuple[dict[str, Any], list[Comparison]]:
+    """Müller's protocol: LS teacher's student at T=1 vs the plain teacher's student at its best T
+    (chosen on validation accuracy), and both against students trained alone with LS."""
+    best, selection = _plain_selection(students)
+    plain = _student_cell(students, PLAIN_ALPHA, best)
+    subjects = [(PLAIN_ALPHA, best, plain)]
     ls_vs_plain = []
-    for alpha in _ls_alphas(students, teachers):
-        ls = _student_cell_or_reason(students, alpha, MUELLER_LS_TEMPERATURE)
+    for alpha in sorted(({a for a, _ in students} | set(teachers)) - {PLAIN_ALPHA}):
+        ls = _student_cell(students, alpha, MUELLER_LS_TEMPERATURE)
         subjects.append((alpha, MUELLER_LS_TEMPERATURE, ls))
-        ls_vs_plain.append({"alpha": alpha, "ls_temperature": MUELLER_LS_TEMPERATURE,
-                            "plain_temperature": best_temperature, **_checked_compare(ls, plain)})
-    vs_baseline = [
-        {"teacher_alpha": alpha, "temperature": temperature, "baseline_alpha": baseline_alpha,
-         **_checked_compare(subject, (cell, None))}
-        for baseline_alpha, cell in sorted(baselines.items()) if baseline_alpha > PLAIN_ALPHA
-        for alpha, temperature, subject in subjects
-    ]
-    has_ls_baseline = any(alpha > PLAIN_ALPHA for alpha in baselines)
-    notes = [] if has_ls_baseline else ["no baseline student trained alone with LS"]
-    return {
-        "selection_metric": SELECTION_METRIC,
-        "plain_selection": selection,
-        "best_temperature": best_temperature,
-        "ls_temperature": MUELLER_LS_TEMPERATURE,
-        "ls_vs_plain": ls_vs_plain,
-        "vs_ls_baseline": vs_baseline,
-        "notes": notes,
-    }
+        entry, estimate = _checked_compare(ls, plain)
+        ls_vs_plain.append(({"alpha": alpha, "ls_temperature": MUELLER_LS_TEMPERATURE, "plain_temperature": best,
+                             **entry}, estimate))
+    vs_baseline = []
+    for baseline_alpha, cell in sorted(baselines.items()):
+        for alpha, temperature, subject in subjects if baseline_alpha > PLAIN_ALPHA else ():
+            entry, estimate = _checked_compare(subject, (cell, None))
+            vs_baseline.append(({"teacher_alpha": alpha, "temperature": temperature,
+                                 "baseline_alpha": baseline_alpha, **entry}, estimate))
+    notes = [] if any(a > PLAIN_ALPHA for a in baselines) else ["no baseline student trained alone with LS"]
+    section = {"selection_metric": SELECTION_METRIC, "plain_selection": selection, "best_temperature": best,
+               "ls_temperature": MUELLER_LS_TEMPERATURE, "ls_vs_plain": [e for e, _ in ls_vs_plain],
+               "vs_ls_baseline": [e for e, _ in vs_baseline], "notes": notes}
+    return section, ls_vs_plain + vs_baseline
+
+
+# ---------------------------------------------------------------- tables
 
 
 def _teachers(teachers: dict[float, Cell]) -> list[dict[str, Any]]:
-    """Per teacher alpha: accuracy and calibration, so a better student can be traced to a
-    better teacher."""
-    return [
-        {"alpha": alpha, "n": len(cell),
-         **{metric: interval_json(metric_interval(cell, metric)) for metric in TEACHER_METRICS}}
-        for alpha, cell in sorted(teachers.items())
-    ]
+    """Per teacher alpha: accuracy, calibration and tightness, so a better student can be traced to
+    a better teacher; intervals of these non-negative metrics are clipped at 0 (cells.py)."""
+    return [{"alpha": alpha, "n": len(cell),
+             **{metric: {**interval_json(metric_interval(cell, metric)), "per_seed": _per_seed(cell, metric)}
+                for metric in TEACHER_METRICS}}
+            for alpha, cell in sorted(teachers.items())]
 
 
-def _cells(students: dict[tuple[float, float], Cell], baselines: dict[float, Cell]) -> dict[str, Any]:
-    """Mean and interval of test accuracy for every student cell and baseline alpha."""
-    return {
-        "students": [
-            {"alpha": alpha, "temperature": temperature,
-             PRIMARY_METRIC: interval_json(metric_interval(cell, PRIMARY_METRIC))}
-            for (alpha, temperature), cell in sorted(students.items())
-        ],
-        "baselines": [
-            {"alpha": alpha, PRIMARY_METRIC: interval_json(metric_interval(cell, PRIMARY_METRIC))}
-            for alpha, cell in sorted(baselines.items())
-        ],
-    }
+def _cells(students: StudentCells, baselines: dict[float, Cell]) -> dict[str, Any]:
+    """Mean, interval and per-seed values of test accuracy for every student cell and baseline alpha."""
+    def table(cell: Cell) -> dict[str, Any]:
+        """One cell's test-accuracy interval and per-seed values."""
+        return {**interval_json(metric_interval(cell, PRIMARY_METRIC)), "per_seed": _per_seed(cell, PRIMARY_METRIC)}
+
+    return {"students": [{"alpha": a, "temperature": t, PRIMARY_METRIC: table(cell)}
+                         for (a, t), cell in sorted(students.items())],
+            "baselines": [{"alpha": a, PRIMARY_METRIC: table(cell)} for a, cell in sorted(baselines.items())]}
 
 
-# ---------------------------------------------------------------- words
+def _gap(students: StudentCells, teachers: dict[float, Cell]) -> list[dict[str, Any]]:
+    """Teacher minus its own student (same alpha and seed) in test accuracy, per cell."""
+    gaps = []
+    for (alpha, temperature), cell in sorted(students.items()):
+        entry, _ = _compare(teachers.get(alpha, {}), cell)
+        gaps.append({"alpha": alpha, "temperature": temperature,
+                     **interval_json(mean_interval([p["diff"] for p in entry["per_seed"]]))})
+    return gaps
 
 
-def _pp(fraction: float | None, signed: bool = False) -> str:
-    """A fraction as percentage points with two decimals; 'n/a' when unknown."""
-    if fraction is None:
-        return "n/a"
-    return f"{100 * fraction:+.2f}" if signed else f"{100 * fraction:.2f}"
+def _test_n(rows: list[Mapping[str, Any]]) -> int | list[int] | None:
+    """The test-set size the rows report (``test_n``): one number, or the distinct values if runs disagree."""
+    sizes = sorted({int(row["test_n"]) for row in rows if row.get("test_n") is not None})
+    return None if not sizes else sizes[0] if len(sizes) == 1 else sizes
 
 
-def _ci(entry: Mapping[str, Any]) -> str:
-    """'[low, high]' in percentage points, or 'n/a' when the interval has no width estimate."""
-    if entry["low"] is None or entry["high"] is None:
-        return "n/a"
-    return f"[{_pp(entry['low'])}, {_pp(entry['high'])}]"
-
-
-def _sentence(subject: str, verb: str, reference: str, entry: Mapping[str, Any]) -> str:
-    """One line stating a paired difference no more strongly than its interval allows."""
-    if entry.get("missing"):
-        return f"{subject} vs {reference}: missing ({entry['missing']})"
-    bounds = "n/a" if entry["low"] is None else f"{_pp(entry['low'])}, {_pp(entry['high'])}"
-    stats = f"pp [95% CI {bounds}], n={entry['n']}"
-    if entry["verdict"] == WORSE:
-        return f"{subject} {verb} worse than {reference} by {_pp(abs(entry['mean']))} {stats}"
-    if entry["verdict"] == BETTER:
-        return f"{subject} {verb} better than {reference} by {_pp(abs(entry['mean']))} {stats}"
-    return f"{subject} {verb} not detectably different from {reference}: {_pp(entry['mean'], signed=True)} {stats}"
-
-
-def _student_label(alpha: float, temperature: float | None) -> str:
-    """Human name of a distilled student."""
-    teacher = "plain-teacher" if alpha == PLAIN_ALPHA else f"LS-teacher (alpha={alpha:g})"
-    at = "T=?" if temperature is None else f"T={temperature:g}"
-    return f"{teacher} student at {at}"
-
-
-def _summary(verdict: Mapping[str, Any]) -> list[str]:
-    """Short one-line statements of every comparison in the verdict."""
-    lines = [
-        _sentence(f"T={entry['temperature']:g}: LS-teacher (alpha={entry['alpha']:g}) students", "are",
-                  "plain-teacher students", entry)
-        for entry in verdict["paired"]
-    ]
-    mueller = verdict["mueller"]
-    best = mueller["best_temperature"]
-    if best is not None:
-        lines.append(f"Müller: plain teacher's best T by mean val_acc is T={best:g}")
-    for entry in mueller["ls_vs_plain"]:
-        lines.append(_sentence(f"Müller: {_student_label(entry['alpha'], entry['ls_temperature'])}", "is",
-                               _student_label(PLAIN_ALPHA, best), entry))
-    for entry in mueller["vs_ls_baseline"]:
-        lines.append(_sentence(f"Müller: {_student_label(entry['teacher_alpha'], entry['temperature'])}", "is",
-                               f"the student alone with LS (alpha={entry['baseline_alpha']:g})", entry))
-    lines.extend(f"Müller: {note}" for note in mueller["notes"])
-    if verdict["failed"]:
-        lines.append(f"{verdict['failed']} failed run(s) left out")
-    return lines
-
+def _apply_family(comparisons: list[Comparison]) -> Family:
+    """Decide every comparison with the family-wise intervals of all of them (in place)."""
+    family = family_of(estimate for _, estimate in comparisons)
+    for entry, estimate in comparisons:
+        entry.update(assess(estimate, family))
+    return family
 
 
 # ---------------------------------------------------------------- public entry point
@@ -262,19 +187,29 @@ def _summary(verdict: Mapping[str, Any]) -> list[str]:
 def build_verdict(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The study's verdict from its results rows (dicts, possibly read from CSV).
 
-    Keys: paired, mueller, teachers, cells, failed, summary. All numbers are fractions
-    (not percent); unknown numbers are None, so the result serialises to strict JSON.
+    Keys: family, paired, mueller, accuracy_matched, mechanism, teachers, cells, gap, test_n, failed,
+    summary. Serialises to strict JSON.
     """
     rows_done, failed = done_rows(rows)
     students = student_cells(rows_done)
     teachers = alpha_cells(rows_done, "teacher")
     baselines = alpha_cells(rows_done, "baseline")
+    paired = _paired(students)
+    mueller, mueller_comparisons = _mueller(students, teachers, baselines)
+    matched = accuracy_matched(students, teachers)
+    family = _apply_family(paired + mueller_comparisons + matched)
     verdict: dict[str, Any] = {
-        "paired": _paired(students),
-        "mueller": _mueller(students, teachers, baselines),
+        "family": {**family.describe(), "resolution": RESOLUTION, "power": POWER, "mde_method": MDE_METHOD,
+                   "comparisons": "paired per-T, Müller-protocol and accuracy-matched comparisons with an interval"},
+        "paired": [entry for entry, _ in paired],
+        "mueller": mueller,
+        "accuracy_matched": [entry for entry, _ in matched],
+        "mechanism": mechanism(students, teachers),
         "teachers": _teachers(teachers),
         "cells": _cells(students, baselines),
+        "gap": _gap(students, teachers),
+        "test_n": _test_n(rows_done),
         "failed": failed,
     }
-    verdict["summary"] = _summary(verdict)
+    verdict["summary"] = summary(verdict)
     return verdict

@@ -1,0 +1,149 @@
+"""What a study's runs cost: training FLOPs before they run, seconds once some have run.
+
+A run's cost is its epochs x the FLOPs one training sample takes per epoch: three forward
+passes' worth for the trained network (forward and backward), plus one forward pass of the
+teacher for a student that runs its teacher online (a student reading the teacher-logit cache
+pays nothing for it). Every run of a study sees the same training samples, so the costs of
+its runs compare without the sample count; the dry run multiplies it in for total FLOPs.
+
+Seconds come from finished runs: each role's seconds per unit of cost (teachers, students and
+baselines train different networks), or, for a role none of whose runs has finished yet, the
+rate of all finished runs together. So the time left is known from the first finished run,
+and is refined by every run that finishes after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import torch
+
+from kd_ls.layout import StudyLayout
+from kd_ls.models import create_model
+from kd_ls.study.plan import PlannedRun
+from kd_ls.study.spec import Study
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a network's cost depends on: the data's input shape and class count (and, when the
+    data was loaded, how many training samples an epoch has)."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    train_samples: Optional[int] = None
+
+
+@lru_cache(maxsize=16)
+def forward_flops(net: str, net_kwargs_json: str, spec: InputSpec) -> float:
+    """FLOPs of one forward pass of one sample (torch's FLOP counter, on a batch of two)."""
+    import json
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.random.fork_rng(devices=[]):  # building a net must not move the caller's RNG
+        model = create_model(net, spec.num_classes, spec.input_shape, **json.loads(net_kwargs_json)).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(2, *spec.input_shape))
+    return counter.get_total_flops() / 2
+
+
+def _net_flops(config: dict[str, Any], spec: InputSpec) -> float:
+    import json
+
+    args = config["model"]["init_args"]
+    return forward_flops(args["net"], json.dumps(args.get("net_kwargs") or {}, sort_keys=True), spec)
+
+
+def run_cost(run: PlannedRun, teacher: Optional[PlannedRun], spec: InputSpec) -> float:
+    """Training FLOPs per training sample of the whole run (see the module docstring)."""
+    per_epoch = 3 * _net_flops(run.config, spec)
+    if teacher is not None and not run.config["model"]["init_args"].get("teacher_cache"):
+        per_epoch += _net_flops(teacher.config, spec)
+    return run.config["trainer"]["max_epochs"] * per_epoch
+
+
+def input_spec_from_data(study: Study) -> InputSpec:
+    """The study's data shape, class count and training samples, from its data module (loads the data)."""
+    from kd_ls.data import DATASETS
+
+    data = DATASETS[study.dataset.name](**study.dataset.options)
+    data.setup("fit")
+    return InputSpec(tuple(data.input_shape), data.num_classes, int(data.splits["train"][1].shape[0]))
+
+
+def input_spec_from_runs(study_dir: Path, runs: Iterable[PlannedRun]) -> Optional[InputSpec]:
+    """The data shape and class count from any finished run's checkpoint (cheap: no data is
+    loaded), or None when no run has a checkpoint yet."""
+    from kd_ls.lightning.checkpoint import read_checkpoint
+
+    layout = StudyLayout.of(study_dir)
+    for run in runs:
+        ckpt = layout.run(run.run_id).last_checkpoint
+        if ckpt.is_file():
+            try:
+                hp = read_checkpoint(ckpt, "checkpoint")["hyper_parameters"]
+            except ValueError:  # a checkpoint being written or damaged: try another run's
+                continue
+            return InputSpec(tuple(hp["input_shape"]), int(hp["num_classes"]))
+    return None
+
+
+@dataclass
+class CostModel:
+    """The runs' costs and the seconds per unit of cost measured so far.
+
+    Costs are None until an InputSpec is known (set_spec); without them every run of a role
+    counts as one unit, which still gives a time from finished runs of the same role."""
+
+    runs: list[PlannedRun]
+    costs: Optional[dict[str, float]] = None
+    seconds: dict[str, float] = field(default_factory=dict)  # run id -> seconds, of finished runs
+
+    def set_spec(self, spec: InputSpec) -> None:
+        """Compute every run's cost for data of this shape."""
+        by_id = {run.run_id: run for run in self.runs}
+        self.costs = {run.run_id: run_cost(run, by_id.get(run.teacher_id or ""), spec) for run in self.runs}
+
+    def cost(self, run: PlannedRun) -> float:
+        """The run's cost in FLOPs per training sample (1 when costs are unknown)."""
+        return self.costs[run.run_id] if self.costs else 1.0
+
+    def observe(self, run: PlannedRun, seconds: float) -> None:
+        """A finished run took `seconds`."""
+        self.seconds[run.run_id] = seconds
+
+    def rate(self, role: str) -> Optional[float]:
+        """Seconds per unit of cost for runs of `role`: from its finished runs, else from all
+        finished runs when costs are known (they compare across roles), else None."""
+        roles = {run.run_id: run for run in self.runs}
+        for same_role in (True, False):
+            if not same_role and self.costs is None:
+                return None  # without costs, runs of different roles do not compare
+            done = [roles[i] for i in self.seconds if i in roles and (roles[i].role == role or not same_role)]
+            if done:
+                return sum(self.seconds[r.run_id] for r in done) / sum(self.cost(r) for r in done)
+        return None
+
+    def estimate(self, run: PlannedRun) -> Optional[float]:
+        """Expected seconds of a run, or None before anything comparable has finished."""
+        rate = self.rate(run.role)
+        return None if rate is None else rate * self.cost(run)
+
+    def seconds_left(self, pending: Iterable[PlannedRun], running: dict[str, float], parallel: int) -> Optional[float]:
+        """Wall-clock seconds until the runs still to do have finished, `parallel` at a time.
+
+        `running` maps the id of each run in flight to the seconds it has run so far."""
+        by_id = {run.run_id: run for run in self.runs}
+        work = [(self.estimate(run), 0.0) for run in pending]
+        work += [(self.estimate(by_id[i]), elapsed) for i, elapsed in running.items()]
+        if not work:
+            return 0.0
+        if any(expected is None for expected, _ in work):
+            return None
+        total = sum(max(expected - elapsed, 0.0) for expected, elapsed in work)
+        return total / max(1, min(parallel, len(work)))
