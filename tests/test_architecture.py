@@ -31,8 +31,11 @@ def import_graph() -> dict[str, set[str]]:
     files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph = {}
     for name, path in files.items():
-        # `from kd_ls.x import y` names module kd_ls.x.y when it exists, else kd_ls.x.
-        graph[name] = {m for m in imports_of(path) if m in files and m != name}
+        # `from kd_ls.x import y` names module kd_ls.x.y when it exists, else kd_ls.x; importing
+        # a module also runs every parent package's __init__.
+        found = {m for m in imports_of(path) if m in files}
+        parents = {".".join(m.split(".")[:i]) for m in found for i in range(1, m.count(".") + 1)}
+        graph[name] = {m for m in found | parents if m in files and m != name}
     return graph
 
 

@@ -26,8 +26,10 @@ def suite():
     """The suite as a module (it puts experiments/bench on sys.path for its siblings)."""
     spec = importlib.util.spec_from_file_location("gpu_suite", SUITE)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_suite"] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
-    return module
+    yield module
+    del sys.modules["gpu_suite"]
 
 
 def test_quick_mode_runs_every_section_without_wandb_or_mnist1d(tmp_path):

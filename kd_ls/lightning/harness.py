@@ -108,8 +108,8 @@ class ResumeCheckpoint(Checkpoint):
         state: dict[str, Any] = {"fingerprint": self.fingerprint, "torch": torch.get_rng_state()}
         if torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state_all()
-        for name, generator in _run_generators(trainer).items() if trainer is not None else ():
-            state[name] = generator.get_state()
+        if trainer is not None:
+            state.update({name: generator.get_state() for name, generator in _run_generators(trainer).items()})
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

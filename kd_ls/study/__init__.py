@@ -6,9 +6,22 @@ plots), `cells` / `stats` / `verdict` / `render` (the verdict from the rows), `p
 `tracking` (W&B), `compare` (several studies).
 """
 
-from kd_ls.study.report import write_report
-from kd_ls.study.session import run_study, study_lock
+from typing import Any
+
 from kd_ls.study.spec import Study, StudyError, default_study, load_study, parse_study
+
+# The report side (verdict, plots) loads only when asked for, so a run's worker process,
+# which imports kd_ls.study.runner, never loads plotting code.
+_LAZY = {"write_report": "kd_ls.study.report", "run_study": "kd_ls.study.session", "study_lock": "kd_ls.study.session"}
+
+
+def __getattr__(name: str) -> Any:
+    """`run_study`, `study_lock` and `write_report`, imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kd_ls.study' has no attribute {name!r}")
 
 __all__ = ["Study", "StudyError", "default_study", "load_study", "parse_study", "run_study", "study_lock",
            "write_report"]

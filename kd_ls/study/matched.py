@@ -80,7 +80,7 @@ def _missing(temperature: float, alpha: float, found: list[Observation], reason:
     """An entry that could not be fitted, with the same keys as a fitted one (and df 0)."""
     seeds = len({obs[1] for obs in found})
     entry = {"temperature": temperature, "alpha": alpha, "effect": None, "n": len(found), "seeds": seeds,
-             "slope": {"value": None, "low": None, "high": None}, "teacher_acc_range": None, "missing": reason}
+             "slope": {"value": None, "low": None, "high": None, "se": None}, "teacher_acc_range": None, "missing": reason}
     return entry, Estimate(math.nan, math.nan, 0, seeds)
 
 

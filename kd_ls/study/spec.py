@@ -266,7 +266,8 @@ def _input_shape(dataset: Dataset) -> Optional[tuple[int, ...]]:
 
 def _check_trainer(options: dict[str, Any]) -> None:
     """Refuse study.trainer keys that are no Trainer argument, or that the study sets itself."""
-    allowed = [name for name in inspect.signature(Trainer.__init__).parameters if name != "self"]
+    allowed = [name for name in inspect.signature(Trainer.__init__).parameters
+               if name != "self" and name not in STUDY_TRAINER_KEYS]
     for key in options:
         if key in STUDY_TRAINER_KEYS:
             raise StudyError(f"study.trainer.{key}: set by the study ({STUDY_TRAINER_KEYS[key]}), not here")
