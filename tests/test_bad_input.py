@@ -35,8 +35,10 @@ STUDY_CASES = [
     ({"logger": "tensorboard"}, "study.logger: must be one of csv, wandb; got 'tensorboard'"),
     ({"cluster": {"executor": "kubernetes"}}, "study.cluster.executor: must be one of local, slurm, submitit-local"),
     ({"seeds": [-1]}, "study.seeds[0]: must be in [0, 4294967295], got -1"),
+    ({"trainer": {"precission": "bf16-mixed"}}, "study.trainer.precission: not a Lightning Trainer argument; did you "
+                                                "mean precision? allowed: accelerator, strategy, devices"),
     ({"trainer": {"max_epoch": 3}}, "study.trainer.max_epoch: not a Lightning Trainer argument; did you mean "
-                                    "max_epochs? allowed: accelerator, strategy, devices"),
+                                    "max_epochs? The study sets that one (study.teacher.epochs / study.student.epochs)"),
     ({"trainer": {"max_epochs": 3}}, "study.trainer.max_epochs: set by the study (study.teacher.epochs / "
                                      "study.student.epochs), not here"),
     ({"student": {"optimizer": "sgd", "momentum": 2.0}}, "study.student.momentum: must be in [0, 1), got 2.0"),

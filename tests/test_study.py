@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from conftest import TINY_STUDY, results, tiny
 from kd_ls.commands.main import main
@@ -81,25 +80,6 @@ def test_failing_runs_are_recorded_and_the_rest_complete(tmp_path):
     assert json.loads((tmp_path / "verdict.json").read_text())["failed"] == 12
 
 
-def test_wandb_offline_study_carries_group_job_type_and_artifact_lineage(tmp_path):
-    study = tiny(tmp_path, logger="wandb", seeds=[0], alphas=[0.0], temperatures=[2.0])
-    study.wandb.offline = True
-    study.baselines.ls_alpha = 0.0
-    run_study(study, progress=False)
-    rows = results(tmp_path)
-    assert {r["role"] for r in rows} == {"teacher", "student", "baseline"}
-    logs = {r["role"]: next((tmp_path / "runs" / r["run_id"]).glob("wandb/offline-run-*/run-*.wandb")).read_bytes()
-            for r in rows}
-    teacher_id = next(r["run_id"] for r in rows if r["role"] == "teacher")
-    for role, log in logs.items():
-        assert b"tiny" in log and role.encode() in log  # group and job type
-        assert b"model.alpha" in log or b"model.init_args.alpha" in log  # the resolved config
-    assert f"ckpt-{teacher_id}:latest".encode() in logs["student"]  # the student names its teacher's artifact
-    assert f"ckpt-{teacher_id}".encode() in logs["teacher"]  # the teacher logged it
-    summary = list(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
-    assert len(summary) == 1 and b"summary" in summary[0].read_bytes()
-
-
 def test_submitit_local_executor_gives_the_same_results(reference_study, tmp_path):
     """The SLURM path through submitit's local executor: same folders, same results."""
     study = tiny(tmp_path / "submitit")
@@ -135,21 +115,3 @@ def test_tampered_files_are_detected_and_redone(reference_study, tmp_path):
                       **{s: "teacher checkpoint does not match its recorded SHA-256" for s in its_students}}
     main(["report", str(study_dir)])
     assert results(study_dir) == rows  # redone deterministically: same numbers as before
-
-
-def test_study_with_unreachable_wandb_loses_no_run(tmp_path, monkeypatch, request):
-    """Online W&B that cannot be reached: every run warns, logs offline or not at all, and finishes."""
-    import wandb
-
-    monkeypatch.setenv("WANDB_MODE", "online")
-    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "3")
-    wandb.teardown()
-    request.addfinalizer(wandb.teardown)
-    study = tiny(tmp_path, logger="wandb", seeds=[0], alphas=[0.0], temperatures=[2.0])
-    study.baselines.ls_alpha = 0.0
-    with pytest.warns(UserWarning, match="W&B"):
-        run_study(study, progress=False)
-    rows = results(tmp_path)
-    assert len(rows) == 3 and all(r["status"] == "done" for r in rows)

@@ -655,6 +655,7 @@ def run_section(suite: Suite, name: str) -> None:
     if suite.over_budget():
         entry.update(status="skipped", reason=f"not started: the {suite.budget_s:.0f} s budget was spent")
         suite.log(f"{name}: skipped (budget spent)")
+        suite.save()
         return
     suite.log(f"{name}: start")
     start, cpu_start = time.perf_counter(), cpu_seconds()
@@ -704,8 +705,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.sections = list(dict.fromkeys(s.strip() for s in args.sections.split(",") if s.strip()))
     unknown = [s for s in args.sections if s not in SECTIONS]
-    if unknown:
-        p.error(f"--sections: unknown {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    if unknown or not args.sections:
+        p.error(f"--sections: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(SECTIONS)}")
     if args.cifar is None and not args.quick:
         p.error("--cifar is required (without --quick)")
     if args.cifar is not None and not os.path.exists(args.cifar):

@@ -34,8 +34,8 @@ LIGHTNING_COMMANDS = {
 # A kd-ls command returns its exit status (None: 0).
 KD_LS_COMMANDS: dict[str, tuple[Callable[[Sequence[str]], Optional[int]], str]] = {
     "study": (study_command, "run a whole teacher/student study from one file and print its verdict"),
-    "report": (report_command, "rebuild a study's results.csv, verdict, plots and report from its runs"),
-    "compare": (compare_command, "one table of paired verdicts across study folders or a W&B project"),
+    "report": (report_command, "rebuild a study's results.csv, verdict, plots and report.html from its runs"),
+    "compare": (compare_command, "studies side by side: paired differences, Müller's protocol, teachers (folders or W&B)"),
     "analyze": (analyze_command, "every metric and plot of one checkpoint (calibration, tightness, MI)"),
     "sync": (sync_command, "upload a study's offline W&B runs (wandb sync): kd-ls sync STUDY_DIR"),
 }

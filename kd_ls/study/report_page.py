@@ -218,7 +218,7 @@ def render_page(study_dir: Path) -> str:
         f"</code>; written by kd-ls {html.escape(__version__)} from results.csv and verdict.md.</p>",
         markdown_to_html(verdict, shift=1),
         "<h2>Figures</h2>", f'<div class="figures">{"".join(plots)}</div>' if plots else "<p>No figures.</p>",
-        "<h2>Runs</h2>", runs_table(rows),
+        '<h2 id="runs">Runs</h2>', runs_table(rows),
         "</body></html>",
     ]
     return "\n".join(parts)

@@ -266,14 +266,16 @@ def _input_shape(dataset: Dataset) -> Optional[tuple[int, ...]]:
 
 def _check_trainer(options: dict[str, Any]) -> None:
     """Refuse study.trainer keys that are no Trainer argument, or that the study sets itself."""
-    allowed = [name for name in inspect.signature(Trainer.__init__).parameters
-               if name != "self" and name not in STUDY_TRAINER_KEYS]
+    names = [name for name in inspect.signature(Trainer.__init__).parameters if name != "self"]
+    allowed = [name for name in names if name not in STUDY_TRAINER_KEYS]
     for key in options:
         if key in STUDY_TRAINER_KEYS:
             raise StudyError(f"study.trainer.{key}: set by the study ({STUDY_TRAINER_KEYS[key]}), not here")
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
+            if close and close[0] in STUDY_TRAINER_KEYS:
+                hint = f"did you mean {close[0]}? The study sets that one ({STUDY_TRAINER_KEYS[close[0]]}); "
             raise StudyError(f"study.trainer.{key}: not a Lightning Trainer argument; {hint}allowed: {', '.join(allowed)}")
 
 

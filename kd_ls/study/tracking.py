@@ -104,8 +104,8 @@ def check_reachable(base_url: str, timeout: float) -> None:
 def sync_offline_runs(runs: list[Path], timeout: float, probe_timeout: float = 10.0) -> str:
     """Upload offline runs with `wandb sync` (one call for all of them); return its last line.
 
-    Raises SyncError (one line) when W&B is unreachable, when `wandb sync` fails, or when it
-    has not finished after `timeout` seconds."""
+    Raises SyncError (one line) when W&B is unreachable, when `wandb sync` leaves a run
+    unmarked (not uploaded), or when it has not finished after `timeout` seconds."""
     import wandb
 
     base_url = wandb.setup().settings.base_url
@@ -117,7 +117,10 @@ def sync_offline_runs(runs: list[Path], timeout: float, probe_timeout: float = 1
         raise SyncError(f"`wandb sync` did not finish within {timeout:g} s ({base_url}); runs it finished are "
                         "marked synced, the same command uploads the rest") from None
     lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
-    if proc.returncode != 0:
+    # `wandb sync` can exit 0 having uploaded nothing: a run counts as uploaded once it is marked.
+    left = [run for run in runs if not any(run.glob("run-*.wandb.synced"))]
+    if proc.returncode != 0 or left:
         errors = [line for line in lines if "ERROR" in line or "Error" in line] or lines or ["no output"]
-        raise SyncError(f"`wandb sync` failed (exit {proc.returncode}): {errors[-1]}")
+        raise SyncError(f"`wandb sync` uploaded {len(runs) - len(left)} of {len(runs)} runs "
+                        f"(exit {proc.returncode}): {errors[-1]}")
     return lines[-1] if lines else "done"
