@@ -73,5 +73,7 @@ def prepend_csv_rows(logger: CSVLogger, rows: list[dict[str, str]]) -> None:
     A CSVLogger deletes the metrics.csv it finds when it starts, so a resumed run would lose
     the epochs before its interruption, and it has no public way to append: its experiment
     writer keeps the rows it has not saved yet in `metrics`, and its next save() writes them
-    below the header. Call before the first save (kd-ls: at on_train_start)."""
-    logger.experiment.metrics[:0] = rows
+    below the header. Call before the first save (kd-ls: at on_train_start). Only rank 0
+    writes metrics.csv; other ranks' experiment is a stand-in, so they do nothing."""
+    if isinstance(getattr(logger.experiment, "metrics", None), list):
+        logger.experiment.metrics[:0] = rows
