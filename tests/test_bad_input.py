@@ -251,6 +251,7 @@ def test_cli_calls(tiny_teacher, reference_study, tmp_path, capsys):
          f"data.cache_dir: cannot keep the dataset cache in '{blocker}' (it, or a folder above it, is a file)"),
         (["fit", "--config", str(binary)], f"--config: '{binary}' is not a YAML text file (byte 0 is not UTF-8)"),
         (["analyze", str(truncated)], f"CKPT: '{truncated}' is not a readable torch checkpoint"),
+        (["analyze", ckpt, "--data", str(binary)], f"--data: '{binary}' is not a YAML text file (byte 0 is not UTF-8)"),
         (["report", str(committed)], f"STUDY_DIR: '{committed}' lacks the records of 30 of the 30 finished runs"),
     ]
     for argv, message in cases:

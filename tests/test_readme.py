@@ -45,7 +45,7 @@ SMALLER = [
     (r"^kd-ls fit .*--data configs/data/digits\.yaml", ["--trainer.max_epochs", "1"]),
     (r"^kd-ls fit --config configs/(teacher|student)/mnist1d\.yaml", MNIST_SMALL),
     (r"^kd-ls fit --config configs/fast/teacher_cifar10\.yaml .*ImageFolder",
-     ["--trainer.max_epochs", "1", "--data.init_args.max_per_class", "20", "--data.init_args.drop_last", "false"]),
+     ["--trainer.max_epochs", "3", "--data.init_args.max_per_class", "20", "--data.init_args.drop_last", "false"]),
     (r"^kd-ls study$", ["--config", "default-small.yaml", "--jobs", "1"]),  # the default study's folder, 6 runs
 ]
 AS_WRITTEN = [r"^kd-ls (test|analyze|report|compare|sync|study --config my_study\.yaml) ", r"^kd-ls --help$",

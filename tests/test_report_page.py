@@ -67,7 +67,7 @@ def test_markdown_subset_renders_and_unknown_text_stays_text():
         "<details>", "<summary>Per seed</summary>", "", "## New section", "text <script>alert(1)</script>",
         "</details>", "", "~~~ something else ~~~",
     ]), shift=1)
-    assert "<h2>Verdict</h2>" in html and "<h3>New section</h3>" in html
+    assert '<h2 id="verdict">Verdict</h2>' in html and '<h3 id="new-section">New section</h3>' in html
     assert "<li>one <strong>bold</strong> <code>code</code> item continued</li><li>two</li>" in html
     assert "<th>a</th><th>b</th>" in html and "<td>&lt;x&gt;</td>" in html
     assert "<details>" in html and "<summary>Per seed</summary>" in html and "</details>" in html

@@ -17,6 +17,7 @@ def analyze_command(argv: Sequence[str]) -> None:
     --classes / --views / --device values.
     """
     from kd_ls.analysis import analyze_checkpoint, parse_classes
+    from kd_ls.commands.main import check_text_file  # main imports this module: import when called
     from kd_ls.data import datamodule_from_config
     from kd_ls.layout import RunLayout
 
@@ -51,6 +52,7 @@ def analyze_command(argv: Sequence[str]) -> None:
                 f"--data: no run config at '{data_file}' (CKPT is not in a RUN/checkpoints/ folder); "
                 "pass --data FILE with the data section"
             )
+    check_text_file(data_file, "--data")
     datamodule = datamodule_from_config(data_file)
     out_dir = Path(args.out) if args.out else run.analysis(args.split)
     values = analyze_checkpoint(

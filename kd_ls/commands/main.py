@@ -102,12 +102,16 @@ def check_config_files(args: Sequence[str]) -> None:
         if name != "--config":
             continue
         path = Path(value or (args[i + 1] if i + 1 < len(args) else ""))
-        if not path.is_file():
-            continue  # jsonargparse reports a missing file, or reads the value as inline YAML
-        try:
-            path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ValueError(f"--config: '{path}' is not a YAML text file (byte {err.start} is not UTF-8)") from None
+        if path.is_file():  # else jsonargparse reports a missing file, or reads the value as inline YAML
+            check_text_file(path, "--config")
+
+
+def check_text_file(path: Path, field: str) -> None:
+    """Refuse a YAML file that is not text (a checkpoint given for a config), naming the field and file."""
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{field}: '{path}' is not a YAML text file (byte {err.start} is not UTF-8)") from None
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def study_command(argv: Sequence[str]) -> int:
         return 0
     verdict = run_study(study, jobs=args.jobs, progress=not args.no_progress)
     print(verdict_markdown(verdict))
-    print(f"Study folder: {study.output} (results.csv, verdict.md, verdict.json, plots/)")
+    print(f"Study folder: {study.output} (results.csv, verdict.md, verdict.json, report.html, plots/)")
     return incomplete_status(verdict)
 
 

@@ -6,18 +6,19 @@ teacher for a student that runs its teacher online (a student reading the teache
 pays nothing for it). Every run of a study sees the same training samples, so the costs of
 its runs compare without the sample count; the dry run multiplies it in for total FLOPs.
 
-Seconds come from finished runs: each role's seconds per unit of cost (teachers, students and
-baselines train different networks), or, for a role none of whose runs has finished yet, the
-rate of all finished runs together. So the time left is known from the first finished run,
+Seconds come from finished runs: the seconds per unit of cost of the finished runs most like a
+run (of its role; else training the same network, as a baseline for a student; else all of
+them, since costs compare across networks). So the time left is known from the first finished run,
 and is refined by every run that finishes after it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
 import torch
 
@@ -40,8 +41,6 @@ class InputSpec:
 @lru_cache(maxsize=16)
 def forward_flops(net: str, net_kwargs_json: str, spec: InputSpec) -> float:
     """FLOPs of one forward pass of one sample (torch's FLOP counter, on a batch of two)."""
-    import json
-
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.random.fork_rng(devices=[]):  # building a net must not move the caller's RNG
@@ -52,18 +51,22 @@ def forward_flops(net: str, net_kwargs_json: str, spec: InputSpec) -> float:
     return counter.get_total_flops() / 2
 
 
-def _net_flops(config: dict[str, Any], spec: InputSpec) -> float:
-    import json
+def _network(run: PlannedRun) -> tuple[str, str]:
+    """The network a run trains: its name and keyword arguments (as canonical JSON)."""
+    args = run.config["model"]["init_args"]
+    return args["net"], json.dumps(args.get("net_kwargs") or {}, sort_keys=True)
 
-    args = config["model"]["init_args"]
-    return forward_flops(args["net"], json.dumps(args.get("net_kwargs") or {}, sort_keys=True), spec)
+
+def _net_flops(run: PlannedRun, spec: InputSpec) -> float:
+    """Forward FLOPs per sample of the network a run trains."""
+    return forward_flops(*_network(run), spec)
 
 
 def run_cost(run: PlannedRun, teacher: Optional[PlannedRun], spec: InputSpec) -> float:
     """Training FLOPs per training sample of the whole run (see the module docstring)."""
-    per_epoch = 3 * _net_flops(run.config, spec)
+    per_epoch = 3 * _net_flops(run, spec)
     if teacher is not None and not run.config["model"]["init_args"].get("teacher_cache"):
-        per_epoch += _net_flops(teacher.config, spec)
+        per_epoch += _net_flops(teacher, spec)
     return run.config["trainer"]["max_epochs"] * per_epoch
 
 
@@ -117,21 +120,24 @@ class CostModel:
         """A finished run took `seconds`."""
         self.seconds[run.run_id] = seconds
 
-    def rate(self, role: str) -> Optional[float]:
-        """Seconds per unit of cost for runs of `role`: from its finished runs, else from all
-        finished runs when costs are known (they compare across roles), else None."""
-        roles = {run.run_id: run for run in self.runs}
-        for same_role in (True, False):
-            if not same_role and self.costs is None:
-                return None  # without costs, runs of different roles do not compare
-            done = [roles[i] for i in self.seconds if i in roles and (roles[i].role == role or not same_role)]
-            if done:
-                return sum(self.seconds[r.run_id] for r in done) / sum(self.cost(r) for r in done)
+    def rate(self, run: PlannedRun) -> Optional[float]:
+        """Seconds per unit of cost for `run`, from the finished runs most like it: of its role,
+        else training the same network (a baseline for a student), else, when costs are known
+        (they compare across networks), all of them; None before any of those has finished."""
+        by_id = {r.run_id: r for r in self.runs}
+        done = [by_id[i] for i in self.seconds if i in by_id]
+        likenesses = [lambda r: r.role == run.role, lambda r: _network(r) == _network(run)]
+        if self.costs is not None:
+            likenesses.append(lambda r: True)
+        for alike in likenesses:
+            similar = [r for r in done if alike(r)]
+            if similar:
+                return sum(self.seconds[r.run_id] for r in similar) / sum(self.cost(r) for r in similar)
         return None
 
     def estimate(self, run: PlannedRun) -> Optional[float]:
         """Expected seconds of a run, or None before anything comparable has finished."""
-        rate = self.rate(run.role)
+        rate = self.rate(run)
         return None if rate is None else rate * self.cost(run)
 
     def seconds_left(self, pending: Iterable[PlannedRun], running: dict[str, float], parallel: int) -> Optional[float]:

@@ -48,10 +48,12 @@ code { font: .88em ui-monospace, SFMono-Regular, Menlo, monospace; background: #
 pre { background: #f1f4f7; padding: .6rem; overflow-x: auto; }
 details { margin: .5rem 0; } summary { cursor: pointer; color: var(--accent); }
 .figures { display: flex; flex-wrap: wrap; gap: 1rem; }
-figure { margin: 0; border: 1px solid var(--line); padding: .5rem; flex: 0 1 540px; max-width: 100%; }
+figure { margin: 0; border: 1px solid var(--line); padding: .5rem; flex: 0 1 calc(50% - .5rem);
+         min-width: min(100%, 360px); }
 figure.wide { flex-basis: 100%; }
 figure img { width: 100%; height: auto; display: block; }
 figcaption { color: var(--muted); font-size: .85rem; margin-top: .3rem; }
+nav { font-size: .9rem; margin: 0 0 1rem; display: flex; flex-wrap: wrap; gap: .25rem 1rem; } nav a { color: var(--accent); }
 """
 
 
@@ -68,6 +70,11 @@ def _inline(text: str) -> str:
         else:
             out.append(re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(part)))
     return "".join(out)
+
+
+def _slug(title: str) -> str:
+    """An id for a heading: its words, lower case, joined by '-'."""
+    return "-".join(re.findall(r"\w+", title.lower())) or "section"
 
 
 def _cells(line: str) -> list[str]:
@@ -137,7 +144,7 @@ def markdown_to_html(text: str, shift: int = 0) -> str:
         elif heading:
             close()
             level = min(6, len(heading.group(1)) + shift)
-            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+            out.append(f'<h{level} id="{_slug(heading.group(2))}">{_inline(heading.group(2))}</h{level}>')
         elif item:
             if paragraph:
                 close()
@@ -156,12 +163,15 @@ def markdown_to_html(text: str, shift: int = 0) -> str:
 # ---------------------------------------------------------------- the page's parts
 
 
-def _number(value: str, percent: bool) -> str:
+def _number(key: str, value: str) -> str:
+    """A results.csv value as shown: fractions in percent, seconds to a tenth, text escaped."""
     try:
         number = float(value)
     except ValueError:
         return html.escape(value)
-    return f"{100 * number:.2f}" if percent else f"{number:g}"
+    if key in PERCENT:
+        return f"{100 * number:.2f}"
+    return f"{number:.1f}" if key == "seconds" else f"{number:g}"
 
 
 def runs_table(rows: list[dict[str, str]]) -> str:
@@ -169,17 +179,17 @@ def runs_table(rows: list[dict[str, str]]) -> str:
     columns = [(key, title) for key, title in RUN_COLUMNS if any(row.get(key) for row in rows)]
     body, classes = [], []
     for row in rows:
-        body.append([_number(row.get(key) or "", key in PERCENT) if row.get(key) else "" for key, _ in columns])
+        body.append([_number(key, row[key]) if row.get(key) else "" for key, _ in columns])
         failed = row.get("status") not in ("done", None)
         classes.append(["failed" if failed and key == "status" else "" for key, _ in columns])
     return _table([html.escape(title) for _, title in columns], body, classes)
 
 
 def figure(path: Path, caption: str) -> str:
-    """A PNG embedded in the page; a wide one (several panels) gets a row of its own."""
+    """A PNG embedded in the page; a wide or large one (several panels) gets a row of its own."""
     png = path.read_bytes()
     width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR chunk
-    wide = ' class="wide"' if width > 1.6 * height else ""
+    wide = ' class="wide"' if width > 1.6 * height or width >= 1400 else ""
     data = base64.b64encode(png).decode("ascii")
     return (f'<figure{wide}><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -209,6 +219,10 @@ def render_page(study_dir: Path) -> str:
     failed = sum(row.get("status") == "failed" for row in rows)
     verdict = layout.verdict_md.read_text() if layout.verdict_md.is_file() else "No verdict.md yet."
     plots = figures(study_dir, rows)
+    body = markdown_to_html(verdict, shift=1)
+    sections = [(i, html.unescape(re.sub("<[^>]+>", "", title)))
+                for i, title in re.findall(r'<h[23] id="([^"]+)">(.*?)</h[23]>', body)] + [("figures", "Figures"), ("runs", "Runs")]
+    nav = "<nav>" + "".join(f'<a href="#{i}">{html.escape(title)}</a>' for i, title in sections) + "</nav>"
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -216,8 +230,8 @@ def render_page(study_dir: Path) -> str:
         f"<h1>kd-ls study {html.escape(name)}</h1>",
         f'<p class="meta">{len(rows)} planned runs: {done} done, {failed} failed. Folder <code>{html.escape(str(study_dir))}'
         f"</code>; written by kd-ls {html.escape(__version__)} from results.csv and verdict.md.</p>",
-        markdown_to_html(verdict, shift=1),
-        "<h2>Figures</h2>", f'<div class="figures">{"".join(plots)}</div>' if plots else "<p>No figures.</p>",
+        nav, body,
+        '<h2 id="figures">Figures</h2>', f'<div class="figures">{"".join(plots)}</div>' if plots else "<p>No figures.</p>",
         '<h2 id="runs">Runs</h2>', runs_table(rows),
         "</body></html>",
     ]
