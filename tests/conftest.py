@@ -72,5 +72,3 @@ def reference_study(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference")
     run_study(tiny(out), jobs=2, progress=False)
     return out
-
-

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -254,6 +255,8 @@ def test_cli_calls(tiny_teacher, reference_study, tmp_path, capsys):
         (["analyze", ckpt, "--data", str(binary)], f"--data: '{binary}' is not a YAML text file (byte 0 is not UTF-8)"),
         (["report", str(committed)], f"STUDY_DIR: '{committed}' lacks the records of 30 of the 30 finished runs"),
     ]
+    if not torch.cuda.is_available():  # Lightning's MisconfigurationException, as one line
+        cases.append((fit + ["--trainer.accelerator", "gpu"], "trainer: No supported gpu backend found!"))
     for argv, message in cases:
         expect_one_line_error(capsys, argv, message)
     assert (snapshot(tiny_teacher), snapshot(reference_study)) == before
@@ -266,3 +269,20 @@ def test_a_second_study_on_a_busy_folder_refuses(reference_study, capsys):
     with study_lock(reference_study):  # the first study holds the folder
         expect_one_line_error(capsys, ["study", "--config", str(TINY_STUDY), "--output", str(reference_study)],
                               f"study.output: '{reference_study}' is in use by pid")
+
+
+def test_a_download_without_a_network_is_one_line(tmp_path, capsys, monkeypatch):
+    """`data.download: true` where the network is unreachable (a proxy nothing listens on)."""
+    import urllib.request
+
+    monkeypatch.setattr(urllib.request, "_opener", None)  # urlopen's opener, built with that proxy, goes after
+    for variable in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    root = tmp_path / "cifar"
+    expect_one_line_error(capsys, ["fit", "--config", str(ROOT / "configs" / "teacher" / "cifar10.yaml"),
+                                   "--data.init_args.root", str(root), "--data.init_args.download", "true",
+                                   "--trainer.default_root_dir", str(tmp_path / "run")],
+                          f"data.download: could not fetch CIFAR10 into '{root}'")
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -70,16 +70,17 @@ def test_missing_checkpoint_and_class_mismatch_errors(tiny_teacher, tmp_path):
         Student(net="mlp", input_shape=(1, 40), num_classes=100, teacher_ckpt=ckpt)
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        (["--model.init_args.alpha", "1.5"], r"kd-ls: error: alpha must be in [0, 1), got 1.5"),
-        (["--model.init_args.convention", "smooth"], "kd-ls: error: convention must be one of uniform, others, adaptive, online"),
-        (["--model.init_args.net", "resnet9000"], "kd-ls: error: model name 'resnet9000' is unknown; choose one of:"),
-        (["--model.init_args.optimizer", "lion"], "kd-ls: error: model.optimizer must be one of sgd, adamw"),
-    ],
-)
-def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, override, message):
+BAD_OVERRIDES = [
+    (["--model.init_args.alpha", "1.5"], r"kd-ls: error: alpha must be in [0, 1), got 1.5"),
+    (["--model.init_args.convention", "smooth"], "kd-ls: error: convention must be one of uniform, others, adaptive, online"),
+    (["--model.init_args.net", "resnet9000"], "kd-ls: error: model name 'resnet9000' is unknown; choose one of:"),
+    (["--model.init_args.optimizer", "lion"], "kd-ls: error: model.optimizer must be one of sgd, adamw"),
+]
+
+
+def test_cli_bad_input_is_one_line_and_exit_2_in_a_shell(tmp_path):
+    """As a user's shell sees it: a fresh interpreter, the one-line error last, exit code 2."""
+    override, message = BAD_OVERRIDES[0]
     proc = subprocess.run(
         [sys.executable, "-m", "kd_ls.commands.main", "fit", "--config", str(TEACHER_CONFIG),
          "--trainer.default_root_dir", str(tmp_path), *TINY, *override],
@@ -88,6 +89,18 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, override, message):
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(message), proc.stderr[-2000:]
+    assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("override, message", BAD_OVERRIDES)
+def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, capsys, override, message):
+    from kd_ls.commands.main import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", str(TEACHER_CONFIG), "--trainer.default_root_dir", str(tmp_path), *TINY, *override])
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(message)
     assert not (tmp_path / "metrics.json").exists()
 
 

@@ -12,6 +12,8 @@ from sklearn import metrics as skm
 from sklearn.datasets import make_blobs
 
 from kd_ls import metrics as M
+from kd_ls.plots.calibration import plot_reliability_diagram
+from kd_ls.plots.projection import plot_muller_projection
 from kd_ls.metrics._common import exact_fp32_matmul
 
 DEVICES = [
@@ -190,10 +192,10 @@ def test_ece_default_bins_and_zero_confidence() -> None:
 
 
 def test_plot_reliability_diagram(tmp_path) -> None:
-    figure = M.plot_reliability_diagram(CAL_PROBS, CAL_LABELS, path=tmp_path / "rel.png", title="t")
+    figure = plot_reliability_diagram(CAL_PROBS, CAL_LABELS, path=tmp_path / "rel.png", title="t")
     assert (tmp_path / "rel.png").stat().st_size > 0
     assert figure.axes[0].get_title() == "t"
-    assert M.plot_reliability_diagram(M.reliability_diagram(CAL_PROBS, CAL_LABELS)) is not None
+    assert plot_reliability_diagram(M.reliability_diagram(CAL_PROBS, CAL_LABELS)) is not None
 
 
 def test_nll_by_hand() -> None:
@@ -315,7 +317,7 @@ def test_muller_projection_preserves_template_geometry(tmp_path) -> None:
     shifted[3] += 5.0 * normal
     moved, _ = M.muller_projection(shifted, torch.arange(5), weight, bias, classes=classes)
     torch.testing.assert_close(moved, points)
-    figure = M.plot_muller_projection(points, labels, class_names={3: "a", 0: "b", 4: "c"}, path=tmp_path / "p.png")
+    figure = plot_muller_projection(points, labels, class_names={3: "a", 0: "b", 4: "c"}, path=tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0 and figure.axes[0].get_legend() is not None
 
 

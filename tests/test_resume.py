@@ -61,7 +61,9 @@ def saved_epochs(run_dir: Path) -> Optional[int]:
 
 def stop_after(run_dir: Path, epochs: int, signum: int, env: dict) -> tuple[int, str]:
     """`kd-ls fit` in a subprocess, sent `signum` once its resumable checkpoint holds `epochs`
-    epochs; its exit code and the last line of its stderr."""
+    epochs and at least one more than when it started (so the signal meets a running fit, never
+    an interpreter still starting); its exit code and the last line of its stderr."""
+    epochs = max(epochs, (saved_epochs(run_dir) or 0) + 1)
     proc = subprocess.Popen([sys.executable, "-m", "kd_ls.commands.main", *fit_args(run_dir)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while proc.poll() is None and (saved_epochs(run_dir) or 0) < epochs:

@@ -65,6 +65,7 @@ def stop_study(study_file: Path, out: Path, teacher: str, jobs: int, epochs: int
                whole_group: bool) -> tuple[int, str]:
     """`kd-ls study` in a subprocess (its own process group), sent `signum` once the teacher's
     resumable checkpoint holds `epochs` epochs; its exit code and last stderr line."""
+    epochs = max(epochs, saved_epochs(out / "runs" / teacher) + 1)  # a running study, not one starting up
     command = [sys.executable, "-m", "kd_ls.commands.main", "study", "--config", str(study_file), "--output",
                str(out), "--jobs", str(jobs), "--no-progress"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

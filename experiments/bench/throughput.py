@@ -65,7 +65,7 @@ from kd_ls.models import create_model
 from kd_ls.study.runner import quiet_lightning  # noqa: E402
 from timing import sync, timed_steps  # noqa: E402  (experiments/bench/timing.py)
 
-DEFAULT_DATA = "../shared/datasets/cifar10-jpeg.tar.gz"
+DEFAULT_DATA = os.environ.get("KD_LS_CIFAR10_JPEG")  # the JPEG CIFAR-10 archive or tree
 CIFAR_SHAPE = (3, 32, 32)
 
 
@@ -313,7 +313,7 @@ def bench_distill(args: argparse.Namespace, device: torch.device, folder: str) -
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's options (also the settings object other benchmarks reuse)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 image-folder tree or .tar.gz (relative to cwd)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 image-folder tree or .tar.gz (default: $KD_LS_CIFAR10_JPEG)")
     p.add_argument("--max-per-class", type=int, default=None, help="subsample: at most this many images per class")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--steps", type=int, default=100, help="timed optimizer steps per run")
@@ -339,8 +339,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = p.parse_args(argv)
     if min(args.steps, args.warmup_steps, args.repeats) < 1:
         p.error("--steps, --warmup-steps and --repeats must be >= 1")
+    if args.data is None:
+        p.error("--data: give the JPEG CIFAR-10 archive or tree (or set KD_LS_CIFAR10_JPEG)")
     if not os.path.exists(args.data):
-        p.error(f"--data: '{args.data}' does not exist (run from the repository root or pass the path)")
+        p.error(f"--data: '{args.data}' does not exist")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

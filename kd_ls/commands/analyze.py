@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from kd_ls.commands.errors import ArgumentParser
+from kd_ls.commands.errors import ArgumentParser, check_text_file
 
 
 def analyze_command(argv: Sequence[str]) -> None:
@@ -17,7 +17,6 @@ def analyze_command(argv: Sequence[str]) -> None:
     --classes / --views / --device values.
     """
     from kd_ls.analysis import analyze_checkpoint, parse_classes
-    from kd_ls.commands.main import check_text_file  # main imports this module: import when called
     from kd_ls.data import datamodule_from_config
     from kd_ls.layout import RunLayout
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 from jsonargparse import ArgumentError
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -16,7 +18,10 @@ class ArgumentParser(argparse.ArgumentParser):
         raise ValueError(f"{message} (see `{self.prog} --help`)")
 
 
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, argparse.ArgumentError, ArgumentError)
+# Lightning's MisconfigurationException: a Trainer setting this machine cannot honour (`accelerator: gpu`
+# without a GPU), raised before any training.
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, argparse.ArgumentError, ArgumentError,
+               MisconfigurationException)
 
 
 _NOISE = ("Does not validate", "Subtypes:", "Errors:", "Given value", "- Expected a <class 'NoneType'>",
@@ -37,4 +42,14 @@ def one_line_error(err: BaseException) -> str:
     own = isinstance(chain[-1], (ValueError, FileNotFoundError, FloatingPointError)) and len(lines) == 1 \
         and not reason.startswith(("Expected", "Option", "module "))
     key = next((m.group(1) for e in chain for m in [re.search(r'Parser key "([^"]+)"', str(e))] if m), None)
+    if isinstance(chain[-1], MisconfigurationException):
+        return f"trainer: {reason}"  # Lightning's words, about the Trainer's settings
     return reason if own or not key else f"{key}: {reason}"
+
+
+def check_text_file(path: Path, field: str) -> None:
+    """Refuse a YAML file that is not text (a checkpoint given for a config), naming the field and file."""
+    try:
+        path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{field}: '{path}' is not a YAML text file (byte {err.start} is not UTF-8)") from None

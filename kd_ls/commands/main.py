@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence
 from kd_ls import __version__, interrupts
 from kd_ls.commands.analyze import analyze_command
 from kd_ls.commands.compare import compare_command
-from kd_ls.commands.errors import USER_ERRORS, one_line_error
+from kd_ls.commands.errors import USER_ERRORS, check_text_file, one_line_error
 from kd_ls.lightning.quiet import set_verbose
 from kd_ls.commands.report import report_command
 from kd_ls.commands.study import study_command
@@ -104,14 +104,6 @@ def check_config_files(args: Sequence[str]) -> None:
         path = Path(value or (args[i + 1] if i + 1 < len(args) else ""))
         if path.is_file():  # else jsonargparse reports a missing file, or reads the value as inline YAML
             check_text_file(path, "--config")
-
-
-def check_text_file(path: Path, field: str) -> None:
-    """Refuse a YAML file that is not text (a checkpoint given for a config), naming the field and file."""
-    try:
-        path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{field}: '{path}' is not a YAML text file (byte {err.start} is not UTF-8)") from None
 
 
 if __name__ == "__main__":

@@ -69,6 +69,14 @@ class TorchvisionImages(ArrayDataModule):
         try:
             train = cls(self.root, train=True, download=self.download)
             test = cls(self.root, train=False, download=self.download)
+        except OSError as err:  # urllib's URLError, a refused connection, a full disk
+            if not self.download:
+                raise
+            raise FileNotFoundError(
+                f"data.download: could not fetch {self.dataset_name} into '{os.path.abspath(self.root)}' "
+                f"({getattr(err, 'reason', err)}); on a machine without a network, copy the files there "
+                "and set data.download=false"
+            ) from None
         except RuntimeError as err:
             if self.download:
                 raise
@@ -218,7 +226,8 @@ class ImageFolder(ArrayDataModule):
     loaded in well under a second. Example: a CIFAR-10 JPEG tree packed as cifar10-jpeg.tar.gz.
 
     Args:
-        path: folder or archive holding .../train/<class>/<img> and .../test/<class>/<img>.
+        path: folder or archive holding .../train/<class>/<img> and .../test/<class>/<img>;
+            environment variables in it ($VAR, ${VAR}) are expanded.
         max_per_class: keep at most this many images per class and split (small tests).
         cache_dir: where the decoded arrays go (default $KD_LS_CACHE or ~/.cache/kd-ls).
         augment: padded random crop + flip.
@@ -234,7 +243,10 @@ class ImageFolder(ArrayDataModule):
         **kwargs,
     ) -> None:
         super().__init__(augment=augment, **kwargs)
-        self.path, self.max_per_class = Path(path), max_per_class
+        expanded = os.path.expandvars(path)  # a study file can say ${KD_LS_CIFAR10_JPEG}: one file for every machine
+        if "$" in expanded:
+            raise FileNotFoundError(f"data.path: '{path}' names an environment variable that is not set")
+        self.path, self.max_per_class = Path(expanded), max_per_class
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         if not self.path.exists():
             raise FileNotFoundError(f"data.path: '{self.path}' does not exist")

@@ -1,9 +1,12 @@
 """Whole teacher/student studies: plan, run (resumably), and report a verdict.
 
-`spec` (the study file), `plan` (its runs and their ids), `runner` (executing them),
-`session` (one `kd-ls study`: lock, manifest, run, report), `report` (results.csv, verdict,
-plots), `cells` / `stats` / `verdict` / `render` (the verdict from the rows), `progress`,
-`tracking` (W&B), `compare` (several studies).
+Running: `spec` (the study file), `plan` (its runs and their ids), `runner` (executing them),
+`devices` (which worker gets which GPU), `session` (one `kd-ls study`: lock, manifest, run,
+report), `progress`, `cost` (expected run costs for the time left), `dry_run`, `tracking` (W&B).
+Reporting: `report` (results.csv, verdict, plots, report.html), `cells` / `stats` / `family`
+(paired cells, intervals, family-wise control), `matched` (teacher accuracy held equal),
+`mechanism` (teacher measures against student gains), `verdict` / `sentences` / `render`
+(the verdict and its words), `figures`, `report_page`, `compare` (several studies).
 """
 
 from typing import Any

@@ -92,7 +92,8 @@ def check_reachable(base_url: str, timeout: float) -> None:
     import urllib.request
 
     try:
-        urllib.request.urlopen(base_url, timeout=timeout).close()
+        # a fresh opener: the proxy settings of now (urlopen keeps the first call's for the process)
+        urllib.request.build_opener().open(base_url, timeout=timeout).close()
     except urllib.error.HTTPError:
         return  # an answer (even 401 or 404): the server is there
     except (urllib.error.URLError, OSError) as err:
