@@ -286,3 +286,20 @@ def test_a_download_without_a_network_is_one_line(tmp_path, capsys, monkeypatch)
                                    "--trainer.default_root_dir", str(tmp_path / "run")],
                           f"data.download: could not fetch CIFAR10 into '{root}'")
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_an_image_folder_path_may_name_an_environment_variable(tmp_path, capsys, monkeypatch):
+    """`path: "${VAR}"` in a study file: read from the variable; refused, naming it, when unset."""
+    from kd_ls.data import ImageFolder
+
+    tree = three_class_folder(tmp_path / "tree")
+    monkeypatch.setenv("KD_LS_TEST_IMAGES", str(tree))
+    module = ImageFolder(path="${KD_LS_TEST_IMAGES}", cache_dir=str(tmp_path / "cache"))
+    assert module.path == tree and module.input_shape == (3, 32, 32)
+    monkeypatch.delenv("KD_LS_TEST_IMAGES")
+    raw = {**yaml.safe_load(TINY_STUDY.read_text()), "output": str(tmp_path / "out"),
+           "dataset": {"name": "image_folder", "options": {"path": "${KD_LS_TEST_IMAGES}"}}}
+    expect_one_line_error(capsys, ["study", "--config", str(write_study(tmp_path / "study.yaml", raw))],
+                          "study.dataset.options: data.path: '${KD_LS_TEST_IMAGES}' names an environment variable "
+                          "that is not set")
+    assert not (tmp_path / "out").exists()

@@ -217,7 +217,9 @@ def plot_mechanism(verdict: Mapping[str, Any], path: str | os.PathLike[str]) -> 
             axes.scatter([p["x"] for p in points], [p["gain"] * _PERCENT for p in points], color=f"C{index}",
                          label=f"T={t:g}")
         rows = [r for r in mechanism["rows"] if r["measure"] == measure["measure"] and r["r"] is not None]
-        r_text = ", ".join(f"T={r['temperature']:g}: r={r['r']:+.2f} (n={r['n']})" for r in rows) or "r: n/a"
+        # two per line: four on one line run into the neighbouring panel's title
+        parts = [f"T={r['temperature']:g}: r={r['r']:+.2f} (n={r['n']})" for r in rows]
+        r_text = "\n".join(", ".join(parts[i:i + 2]) for i in range(0, len(parts), 2)) or "r: n/a"
         axes.set_title(f"{measure['label']}\n{r_text}", fontsize="small")
         axes.set_xlabel(measure["label"])
         axes.set_ylabel("student gain over plain-teacher student (pp)")
