@@ -1,4 +1,5 @@
-"""Small file helpers: atomic writes (a killed process never leaves half a file) and hashes."""
+"""Small file helpers: atomic writes (a killed process never leaves half a file), hashes, and
+reading YAML files as text."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+
+def read_yaml_text(path: str | os.PathLike, field: str, error: type[ValueError] = ValueError) -> str:
+    """The text of a YAML file; raises `error`, naming `field` and the file, when it is not UTF-8
+    text (a checkpoint given for a config, say)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{field}: '{path}' is not a YAML text file (byte {err.start} is not UTF-8)") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -212,7 +212,8 @@ def test_cli_calls(tiny_teacher, reference_study, tmp_path, capsys):
     truncated.write_bytes(Path(ckpt).read_bytes()[: Path(ckpt).stat().st_size // 2])
     shutil.copy(tiny_teacher / "config.yaml", truncated.parent.parent / "config.yaml")
     committed = tmp_path / "committed"  # a study result as committed under experiments/: no runs/
-    shutil.copytree(ROOT / "experiments" / "mueller2019_calibration" / "mnist1d", committed)
+    shutil.copytree(ROOT / "experiments" / "mueller2019_calibration" / "mnist1d", committed,
+                    ignore=shutil.ignore_patterns("runs"))  # runs/ exists only where someone re-ran it
     committed_before = snapshot(committed)
     fit = ["fit", "--config", str(TEACHER_CONFIG), "--trainer.default_root_dir", str(tmp_path / "run"), *TINY]
     student = ["fit", "--config", str(STUDENT_CONFIG), "--trainer.default_root_dir", str(tmp_path / "s"), *TINY]

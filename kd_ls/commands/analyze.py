@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from kd_ls.commands.errors import ArgumentParser, check_text_file
+from kd_ls.commands.errors import ArgumentParser
+from kd_ls.io import read_yaml_text
 
 
 def analyze_command(argv: Sequence[str]) -> None:
@@ -51,7 +52,7 @@ def analyze_command(argv: Sequence[str]) -> None:
                 f"--data: no run config at '{data_file}' (CKPT is not in a RUN/checkpoints/ folder); "
                 "pass --data FILE with the data section"
             )
-    check_text_file(data_file, "--data")
+    read_yaml_text(data_file, "--data")
     datamodule = datamodule_from_config(data_file)
     out_dir = Path(args.out) if args.out else run.analysis(args.split)
     values = analyze_checkpoint(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from pathlib import Path
 
 from jsonargparse import ArgumentError
 from lightning_fabric.utilities.exceptions import MisconfigurationException
@@ -38,18 +37,10 @@ def one_line_error(err: BaseException) -> str:
     given = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), None)
     if given and "NestedArg" not in given and given not in reason:
         reason += f" (given: {given})"
+    if isinstance(chain[-1], MisconfigurationException):
+        return f"trainer: {reason}"  # Lightning's words, about the Trainer's settings
     # kd-ls's own errors name their field; jsonargparse's say the key in an outer error.
     own = isinstance(chain[-1], (ValueError, FileNotFoundError, FloatingPointError)) and len(lines) == 1 \
         and not reason.startswith(("Expected", "Option", "module "))
     key = next((m.group(1) for e in chain for m in [re.search(r'Parser key "([^"]+)"', str(e))] if m), None)
-    if isinstance(chain[-1], MisconfigurationException):
-        return f"trainer: {reason}"  # Lightning's words, about the Trainer's settings
     return reason if own or not key else f"{key}: {reason}"
-
-
-def check_text_file(path: Path, field: str) -> None:
-    """Refuse a YAML file that is not text (a checkpoint given for a config), naming the field and file."""
-    try:
-        path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{field}: '{path}' is not a YAML text file (byte {err.start} is not UTF-8)") from None

@@ -19,7 +19,8 @@ from typing import Callable, Optional, Sequence
 from kd_ls import __version__, interrupts
 from kd_ls.commands.analyze import analyze_command
 from kd_ls.commands.compare import compare_command
-from kd_ls.commands.errors import USER_ERRORS, check_text_file, one_line_error
+from kd_ls.commands.errors import USER_ERRORS, one_line_error
+from kd_ls.io import read_yaml_text
 from kd_ls.lightning.quiet import set_verbose
 from kd_ls.commands.report import report_command
 from kd_ls.commands.study import study_command
@@ -103,7 +104,7 @@ def check_config_files(args: Sequence[str]) -> None:
             continue
         path = Path(value or (args[i + 1] if i + 1 < len(args) else ""))
         if path.is_file():  # else jsonargparse reports a missing file, or reads the value as inline YAML
-            check_text_file(path, "--config")
+            read_yaml_text(path, "--config")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import yaml
 from pytorch_lightning import Trainer
 
 from kd_ls.data import DATASETS, ArrayDataModule
+from kd_ls.io import read_yaml_text
 from kd_ls.lightning.module import ClassifierModule
 from kd_ls.lightning.optim import check_optimization
 from kd_ls.losses import CONVENTIONS
@@ -342,10 +343,9 @@ def load_study(path: Optional[str | Path] = None) -> Study:
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"study file: '{path}' does not exist")
+    text = read_yaml_text(path, "study file", StudyError)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise StudyError(f"study file: '{path}' is not a YAML text file (byte {err.start} is not UTF-8)") from None
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise StudyError(f"study file: '{path}' is not valid YAML ({str(err).splitlines()[0]})") from None
     if raw is None:  # an empty file would silently run the built-in defaults
