@@ -80,6 +80,35 @@ def test_the_library_never_imports_the_commands():
     assert {m: d for m, d in offenders.items() if d} == {}
 
 
+# The rooms from the bottom up: a module may import its own room and rooms below it, never above.
+# (kd_ls.commands sits on top; the foundations, layout, io, records, data, models, losses, metrics,
+# are below all of these.)
+ROOMS = ("kd_ls.verdict", "kd_ls.plots", "kd_ls.analysis", "kd_ls.report", "kd_ls.study", "kd_ls.commands")
+
+
+def room_of(module: str) -> int | None:
+    """The floor of a module's room in ROOMS (None: a foundation module, below them all)."""
+    return next((i for i, room in enumerate(ROOMS) if module == room or module.startswith(room + ".")), None)
+
+
+def test_no_import_climbs_back_up():
+    graph = import_graph()
+    climbs = sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps
+                    if room_of(d) is not None and (room_of(m) is None or room_of(d) > room_of(m)))
+    assert climbs == []
+
+
+def test_deciding_is_pure_statistics():
+    """kd_ls.verdict imports nothing of kd-ls outside itself: its input is plain rows."""
+    graph = import_graph()
+    outside = {m: sorted(d for d in deps if d != "kd_ls" and not d.startswith("kd_ls.verdict"))
+               for m, deps in graph.items() if m.startswith("kd_ls.verdict")}
+    assert {m: d for m, d in outside.items() if d} == {}
+    for path in (PACKAGE / "verdict").glob("*.py"):
+        text = path.read_text()
+        assert "torch" not in text and "matplotlib" not in text, path
+
+
 def test_metrics_are_pure_tensor_maths():
     for path in (PACKAGE / "metrics").glob("*.py"):
         assert "matplotlib" not in path.read_text(), path

@@ -1,4 +1,4 @@
-"""The family-wise decision (kd_ls.study.family): Bonferroni intervals, words, minimum detectable
+"""The family-wise decision (kd_ls.verdict.family): Bonferroni intervals, words, minimum detectable
 effect and seeds needed, each against an independent reference (scipy directly, a simulation, a
 direct search)."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kd_ls.study.family import RESOLUTION, Family, assess, decide, family_of, minimum_detectable_effect, seeds_needed
-from kd_ls.study.stats import Estimate, mean_estimate
+from kd_ls.verdict.family import RESOLUTION, Family, assess, decide, family_of, minimum_detectable_effect, seeds_needed
+from kd_ls.verdict.stats import Estimate, mean_estimate
 
 DIFFS = [-0.012, -0.020, -0.031, -0.008, -0.017]  # hand-made paired differences (fractions)
 

@@ -1,4 +1,4 @@
-"""The accuracy-matched comparison (kd_ls.study.matched): OLS against numpy's lstsq and the closed
+"""The accuracy-matched comparison (kd_ls.verdict.matched): OLS against numpy's lstsq and the closed
 form, on constructed data whose LS effect at equal teacher accuracy is known."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kd_ls.study.matched import ols
-from kd_ls.study.verdict import build_verdict
+from kd_ls.verdict.matched import ols
+from kd_ls.verdict.build import build_verdict
 
 SEEDS = range(8)
 

@@ -1,4 +1,4 @@
-"""The mechanism table (kd_ls.study.mechanism): Pearson r and Fisher-z intervals against
+"""The mechanism table (kd_ls.verdict.mechanism): Pearson r and Fisher-z intervals against
 scipy.stats.pearsonr, gains paired by seed, and the sentence Müller's prediction gets."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kd_ls.study.family import Family
-from kd_ls.study.mechanism import correlation
-from kd_ls.study.verdict import build_verdict
+from kd_ls.verdict.family import Family
+from kd_ls.verdict.mechanism import correlation
+from kd_ls.verdict.build import build_verdict
 
 
 def test_correlation_matches_scipy_pearsonr():

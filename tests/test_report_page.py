@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from kd_ls.layout import StudyLayout
-from kd_ls.study.report_page import markdown_to_html
+from kd_ls.report.page import markdown_to_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

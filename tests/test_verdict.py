@@ -22,9 +22,9 @@ from kd_ls.plots.study import (
     plot_teacher_vs_alpha,
     plot_tightness_vs_alpha,
 )
-from kd_ls.study.render import render_markdown
-from kd_ls.study.stats import BETTER, UNDECIDED, Interval, mean_interval
-from kd_ls.study.verdict import build_verdict
+from kd_ls.report.render import render_markdown
+from kd_ls.verdict.stats import BETTER, UNDECIDED, Interval, mean_interval
+from kd_ls.verdict.build import build_verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T_975_DOF2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2), also in printed t tables

@@ -12,7 +12,7 @@ from kd_ls.commands.errors import ArgumentParser
 def compare_command(argv: Sequence[str]) -> None:
     """kd-ls compare [STUDY_DIR ...] [--wandb ENTITY/PROJECT [--group NAME]] [--csv FILE]: the
     comparison tables from local study folders or from a W&B project."""
-    from kd_ls.study.compare import comparison_tables, render, rows_from_study_dir, rows_from_wandb, write_csv
+    from kd_ls.report.compare import comparison_tables, render, rows_from_study_dir, rows_from_wandb, write_csv
 
     parser = ArgumentParser(prog="kd-ls compare", description="Compare studies: paired LS-minus-plain student "
                                                                "differences, Müller's protocol and the teachers.")

@@ -15,7 +15,7 @@ def report_command(argv: Sequence[str]) -> int:
     says it is incomplete)."""
     from kd_ls.commands.study import incomplete_status
     from kd_ls.layout import StudyLayout
-    from kd_ls.study.report import verdict_markdown, write_report
+    from kd_ls.report.write import verdict_markdown, write_report
 
     parser = ArgumentParser(prog="kd-ls report", description="Rebuild a study's results.csv, verdict and plots "
                                                              "from its stored runs; trains nothing.")

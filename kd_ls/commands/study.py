@@ -15,7 +15,7 @@ def study_command(argv: Sequence[str]) -> int:
     Returns 0 when every planned run finished, 1 when some failed (the verdict, written all the
     same, says it is incomplete)."""
     from kd_ls.study import load_study, run_study
-    from kd_ls.study.report import verdict_markdown
+    from kd_ls.report.write import verdict_markdown
 
     parser = ArgumentParser(prog="kd-ls study", description="Run a teacher/student study and print its verdict.")
     parser.add_argument("--config", help="study file (YAML); default: the shipped MNIST-1D default study")

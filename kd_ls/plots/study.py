@@ -12,8 +12,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from kd_ls.plots import save_figure
-from kd_ls.study.cells import PLAIN_ALPHA, PRIMARY_METRIC, alpha_cells, done_rows, metric_interval, student_cells
-from kd_ls.study.stats import Interval
+from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC, alpha_cells, done_rows, metric_interval, student_cells
+from kd_ls.verdict.stats import Interval
 
 _PERCENT = 100.0
 # Words for the tightness panels: what each metric is, and which way is tighter.

@@ -14,7 +14,8 @@ from typing import Optional
 from kd_ls.lightning.progress import clock
 from kd_ls.study.cost import CostModel, InputSpec, input_spec_from_data, input_spec_from_runs
 from kd_ls.study.plan import PlannedRun, plan_study
-from kd_ls.study.runner import read_record, stale_reason
+from kd_ls.records import read_record
+from kd_ls.study.runner import stale_reason
 from kd_ls.study.spec import Study
 
 ROLES = ("teacher", "baseline", "student")

@@ -30,20 +30,12 @@ import yaml
 from kd_ls import interrupts
 from kd_ls.io import atomic_write_json, sha256_file
 from kd_ls.layout import RunLayout, StudyLayout
+from kd_ls.records import DONE, FAILED, INTERRUPTED, read_record
 from kd_ls.study import devices
 from kd_ls.study.plan import PlannedRun, plan_study
 from kd_ls.study.spec import Study, StudyError
 
-DONE, FAILED, INTERRUPTED = "done", "failed", "interrupted"
 NOT_RUN = "not run yet"
-
-
-def read_record(study_dir: Path, run_id: str) -> Optional[dict[str, Any]]:
-    """A run's record, or None when the run never finished (or its record is unreadable)."""
-    try:
-        return json.loads(StudyLayout.of(study_dir).run(run_id).record.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _sha(path: Path) -> Optional[str]:

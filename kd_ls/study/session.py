@@ -17,7 +17,7 @@ from kd_ls.layout import StudyLayout
 from kd_ls.study.plan import PlannedRun, plan_study
 from kd_ls.lightning.quiet import quiet
 from kd_ls.study.progress import StudyProgress
-from kd_ls.study.report import write_report
+from kd_ls.report.write import write_report
 from kd_ls.study.runner import INTERRUPTED, ProgressFn, default_jobs, execute_study, submitit_executor
 from kd_ls.study.spec import Study, StudyError
 

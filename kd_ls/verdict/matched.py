@@ -25,8 +25,8 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from kd_ls.study.cells import PLAIN_ALPHA, PRIMARY_METRIC as METRIC, Cell
-from kd_ls.study.stats import LEVEL, Estimate, t_quantile
+from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC as METRIC, Cell
+from kd_ls.verdict.stats import LEVEL, Estimate, t_quantile
 
 Observation = tuple[float, int, float, float]  # (teacher alpha, seed, teacher acc, student acc)
 

@@ -18,9 +18,9 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import stats as scipy_stats
 
-from kd_ls.study.cells import PLAIN_ALPHA, PRIMARY_METRIC as METRIC, Cell
-from kd_ls.study.family import Family
-from kd_ls.study.stats import LEVEL, UNDECIDED
+from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC as METRIC, Cell
+from kd_ls.verdict.family import Family
+from kd_ls.verdict.stats import LEVEL, UNDECIDED
 
 MIN_N = 4  # the Fisher-z standard error 1 / sqrt(n - 3) needs n > 3
 MIN_R = 3  # two points always give r = ±1, which says nothing

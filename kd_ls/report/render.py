@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from kd_ls.study.sentences import PLAIN_ALPHA, ci, number_ci, pp, student_label
+from kd_ls.verdict.sentences import PLAIN_ALPHA, ci, number_ci, pp, student_label
 
 _DIFFERENCE_HEADER = ["diff (pp)", "family-wise CI (pp)", "95% CI (pp)", "n", "MDE (pp)", "seeds for ±0.5 pp",
                       "verdict"]

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from kd_ls.layout import StudyLayout
-from kd_ls.study.sentences import PLAIN_ALPHA, student_label
-from kd_ls.study.verdict import build_verdict
+from kd_ls.verdict.sentences import PLAIN_ALPHA, student_label
+from kd_ls.verdict.build import build_verdict
 
 ROLES = ("teacher", "student", "baseline")
 TABLES = ("paired", "mueller", "teachers")

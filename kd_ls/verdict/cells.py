@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping
 
-from kd_ls.study.stats import Interval, mean_interval
+from kd_ls.verdict.stats import Interval, mean_interval
 
 PLAIN_ALPHA = 0.0  # a plain teacher: the reference every LS teacher is compared with
 PRIMARY_METRIC = "test_acc"  # last-epoch test accuracy: the number every comparison is about

@@ -1,4 +1,4 @@
-"""Turn a study folder's run records into results.csv, the verdict and the plots.
+"""Turn a study folder's run records into results.csv, the verdict, the plots and report.html.
 
 `kd-ls report STUDY_DIR` calls `write_report` alone: nothing is trained.
 """
@@ -16,11 +16,14 @@ import torch
 from kd_ls import metrics
 from kd_ls.io import atomic_write_json, atomic_write_text
 from kd_ls.layout import AnalysisLayout, StudyLayout
-from kd_ls.study.render import render_markdown
-from kd_ls.study.report_page import write_report_page
-from kd_ls.study.runner import DONE, FAILED, INTERRUPTED, read_record
-from kd_ls.study.spec import StudyError
-from kd_ls.study.verdict import build_verdict
+from kd_ls.report.render import render_markdown
+from kd_ls.report.page import write_report_page
+from kd_ls.records import DONE, FAILED, INTERRUPTED, read_record
+from kd_ls.verdict.build import build_verdict
+
+class ReportError(ValueError):
+    """A study folder whose report cannot be (re)built; the message is one line naming it."""
+
 
 RUN_COLUMNS = ("run_id", "role", "status", "seed", "alpha", "teacher_alpha", "temperature", "teacher_id", "seconds",
                "error")
@@ -98,7 +101,7 @@ def check_runs_present(study_dir: Path) -> None:
         done = [row["run_id"] for row in csv.DictReader(f) if row.get("status") == DONE]
     lost = [run_id for run_id in done if read_record(study_dir, run_id) is None]
     if lost:
-        raise StudyError(f"STUDY_DIR: '{study_dir}' lacks the records of {len(lost)} of the {len(done)} finished runs "
+        raise ReportError(f"STUDY_DIR: '{study_dir}' lacks the records of {len(lost)} of the {len(done)} finished runs "
                          f"its results.csv lists (e.g. {StudyLayout.of(study_dir).run(lost[0]).record}); rebuilding "
                          "would drop them, so nothing was rewritten (copy the study's runs/ folder along with it)")
 
@@ -137,7 +140,7 @@ def write_report(study_dir: Path) -> dict[str, Any]:
     atomic_write_text(layout.verdict_md, verdict_markdown(verdict))
     # Imported here: matplotlib loads only when a report is drawn, and kd_ls.plots.study (which
     # imports kd_ls.study) can be imported first without a circular import.
-    from kd_ls.study.figures import draw_figures
+    from kd_ls.report.figures import draw_figures
 
     draw_figures(layout, rows, verdict, analyses, tightness=TIGHTNESS)
     write_report_page(study_dir)  # last: report.html shows the files above

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from kd_ls.study.cells import PLAIN_ALPHA
-from kd_ls.study.stats import BETTER, NO_DIFFERENCE, WORSE
+from kd_ls.verdict.cells import PLAIN_ALPHA
+from kd_ls.verdict.stats import BETTER, NO_DIFFERENCE, WORSE
 
 
 def pp(fraction: float | None, signed: bool = False) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from kd_ls.study.stats import BETTER, LEVEL, NO_DIFFERENCE, UNDECIDED, WORSE, Estimate, t_quantile
+from kd_ls.verdict.stats import BETTER, LEVEL, NO_DIFFERENCE, UNDECIDED, WORSE, Estimate, t_quantile
 
 POWER = 0.8
 RESOLUTION = 0.005  # 0.5 pp: the half-width at which a straddling interval counts as a decision

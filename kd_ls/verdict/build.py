@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping
 
-from kd_ls.study.cells import PLAIN_ALPHA, PRIMARY_METRIC, Cell, alpha_cells, done_rows, metric_interval, student_cells
-from kd_ls.study.family import MDE_METHOD, POWER, RESOLUTION, Family, assess, family_of
-from kd_ls.study.matched import accuracy_matched
-from kd_ls.study.mechanism import mechanism
-from kd_ls.study.sentences import summary
-from kd_ls.study.stats import Estimate, Interval, mean_estimate, mean_interval
+from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC, Cell, alpha_cells, done_rows, metric_interval, student_cells
+from kd_ls.verdict.family import MDE_METHOD, POWER, RESOLUTION, Family, assess, family_of
+from kd_ls.verdict.matched import accuracy_matched
+from kd_ls.verdict.mechanism import mechanism
+from kd_ls.verdict.sentences import summary
+from kd_ls.verdict.stats import Estimate, Interval, mean_estimate, mean_interval
 
 MUELLER_LS_TEMPERATURE = 1.0
 SELECTION_METRIC = "val_acc"
