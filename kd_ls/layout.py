@@ -137,6 +137,11 @@ class StudyLayout:
         return self.root / "verdict.md"
 
     @property
+    def primary_history(self) -> Path:
+        """Every declaration of the primary question and every look at it (kd_ls/verdict/sequential.py)."""
+        return self.root / "primary_history.json"
+
+    @property
     def report_html(self) -> Path:
         """The self-contained report page."""
         return self.root / "report.html"

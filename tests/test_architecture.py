@@ -7,6 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "kd_ls"
 # File names only layout.py may spell out (the run and study folder layout).
 LAYOUT_NAMES = ("last.ckpt", "run.json", "metrics.json", "provenance.json", "study.json", "results.csv",
+                "primary_history.json",
                 "verdict.json", "verdict.md", "study_run.yaml", "test_outputs.pt", "features.pt")
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 from kd_ls.commands.errors import ArgumentParser
 from kd_ls.lightning.quiet import set_verbose
@@ -15,7 +16,6 @@ def study_command(argv: Sequence[str]) -> int:
     Returns 0 when every planned run finished, 1 when some failed (the verdict, written all the
     same, says it is incomplete)."""
     from kd_ls.study import load_study, run_study
-    from kd_ls.report.write import verdict_markdown
 
     parser = ArgumentParser(prog="kd-ls study", description="Run a teacher/student study and print its verdict.")
     parser.add_argument("--config", help="study file (YAML); default: the shipped MNIST-1D default study")
@@ -28,6 +28,14 @@ def study_command(argv: Sequence[str]) -> int:
     parser.add_argument("--output", help="study folder (overrides the file's `output`)")
     parser.add_argument("--executor", choices=("local", "slurm", "submitit-local"),
                         help="where runs execute (overrides the file's `cluster.executor`)")
+    parser.add_argument("--until-decided", action="store_true",
+                        help="add seeds in rounds (only the new seeds' runs train) until the primary question is "
+                             "decided or --max-seeds is reached; the looks are planned before the first and share "
+                             "the 5%% error rate (same as `until_decided:` in the study file)")
+    parser.add_argument("--max-seeds", type=int, default=None,
+                        help="with --until-decided: the most seeds (default: the file's, else 10)")
+    parser.add_argument("--round", type=int, default=None,
+                        help="with --until-decided: seeds added per round (default: the file's, else 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (runs by role, which are finished, estimated cost) and train nothing")
@@ -45,6 +53,10 @@ def study_command(argv: Sequence[str]) -> int:
         study.cluster.executor = args.executor
     if args.runs_per_gpu is not None:
         study.cluster.runs_per_gpu = args.runs_per_gpu
+    if (args.max_seeds is not None or args.round is not None) and not (args.until_decided or study.until_decided):
+        parser.error("--max-seeds and --round need --until-decided (or `until_decided:` in the study file)")
+    if args.until_decided or args.max_seeds is not None or args.round is not None:
+        study = sequential_study(study, args.max_seeds, args.round)
     if args.dry_run:
         from kd_ls.study.dry_run import describe
         from kd_ls.study.runner import default_jobs
@@ -52,10 +64,33 @@ def study_command(argv: Sequence[str]) -> int:
         local = study.cluster.executor == "local"
         print(describe(study, parallel=(args.jobs or default_jobs(study)) if local else study.cluster.max_parallel))
         return 0
-    verdict = run_study(study, jobs=args.jobs, progress=not args.no_progress)
-    print(verdict_markdown(verdict))
-    print(f"Study folder: {study.output} (results.csv, verdict.md, verdict.json, report.html, plots/)")
+    verdict = run_study(study, jobs=args.jobs, progress=not args.no_progress, source=args.config)
+    print_verdict(verdict, Path(study.output))
     return incomplete_status(verdict)
+
+
+def sequential_study(study: Any, max_seeds: Optional[int], round_size: Optional[int]) -> Any:
+    """The study with seeds added until decided: the file's `until_decided` with the command line's
+    numbers over it, validated like the file."""
+    import dataclasses
+
+    from kd_ls.study.spec import UntilDecided, validate
+
+    plan = study.until_decided or UntilDecided()
+    plan = UntilDecided(max_seeds=plan.max_seeds if max_seeds is None else max_seeds,
+                        round=plan.round if round_size is None else round_size)
+    return validate(dataclasses.replace(study, until_decided=plan))
+
+
+def print_verdict(verdict: dict, study_dir: Path) -> None:
+    """The verdict on stdout as plain text (headline, compact table), then where the rest is."""
+    from kd_ls.layout import StudyLayout
+    from kd_ls.report.render import render_text
+
+    layout = StudyLayout.of(study_dir)
+    print(render_text(verdict))
+    print(f"\nDetails: {layout.verdict_md}\nReport:  {layout.report_html}\n"
+          f"Folder:  {study_dir} (results.csv, verdict.json, plots/)")
 
 
 def incomplete_status(verdict: dict) -> int:

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from kd_ls.layout import AnalysisLayout, StudyLayout
+from kd_ls.plots.forest import plot_forest
 from kd_ls.plots.projection import ProjectionPanel, plot_teacher_projections
 from kd_ls.plots.study import (
     plot_mechanism,
@@ -18,6 +19,9 @@ from kd_ls.plots.study import (
     plot_teacher_vs_alpha,
     plot_tightness_vs_alpha,
 )
+
+
+FOREST = "forest"  # the report page opens with this figure
 
 
 def projection_panels(rows: Sequence[Mapping[str, Any]],
@@ -44,8 +48,9 @@ def _number(value: Any) -> float | None:
 
 def draw_figures(layout: StudyLayout, rows: list[dict[str, Any]], verdict: Mapping[str, Any],
                  analyses: Mapping[tuple[float, int], Path], tightness: Sequence[str]) -> None:
-    """Every figure of plots/: the headline paired difference, student accuracy per cell, teachers,
+    """Every figure of plots/: the forest plot of every comparison, the paired difference, student accuracy per cell, teachers,
     tightness, the mechanism scatter and all teachers' projections side by side."""
+    plot_forest(verdict, layout.plot(FOREST))
     plot_paired_difference(verdict, layout.plot("paired_difference_vs_temperature"))
     plot_student_accuracy_vs_temperature(rows, layout.plot("student_accuracy_vs_temperature"))
     plot_teacher_vs_alpha(rows, layout.plot("teacher_vs_alpha"))

@@ -21,6 +21,7 @@ from typing import Any, Optional
 from kd_ls import __version__
 from kd_ls.io import atomic_write_text
 from kd_ls.layout import AnalysisLayout, StudyLayout
+from kd_ls.report.figures import FOREST
 
 # results.csv columns shown per run, with their headings; fractions shown as percent.
 RUN_COLUMNS = (("role", "role"), ("status", "status"), ("seed", "seed"), ("alpha", "alpha"),
@@ -198,7 +199,8 @@ def figure(path: Path, caption: str) -> str:
 def figures(study_dir: Path, rows: list[dict[str, str]]) -> list[str]:
     """The study's plots, then the first seed's teacher analyses, as embedded figures."""
     layout = StudyLayout.of(study_dir)
-    found = [(png, png.stem.replace("_", " ")) for png in sorted(layout.plots.glob("*.png"))]
+    forest = layout.plot(FOREST)
+    found = [(png, png.stem.replace("_", " ")) for png in sorted(layout.plots.glob("*.png")) if png != forest]
     alphas = sorted({float(r["alpha"]) for r in rows if r.get("role") == "teacher" and r.get("status") == "done"})
     for alpha in alphas:
         analysis = AnalysisLayout(layout.teacher_analysis(alpha))
@@ -220,6 +222,13 @@ def render_page(study_dir: Path) -> str:
     verdict = layout.verdict_md.read_text() if layout.verdict_md.is_file() else "No verdict.md yet."
     plots = figures(study_dir, rows)
     body = markdown_to_html(verdict, shift=1)
+    forest = layout.plot(FOREST)
+    if forest.is_file():  # the page opens with the headline paragraph and the forest plot under it
+        head, cut, rest = body.partition("</p>")
+        caption = ("Forest plot: every comparison on one axis, the primary on top; thick bars decide the word "
+                   "(secondaries: own 95% CI, exploratory), thin bars are family-wise (Bonferroni); filled = decided")
+        body = f'{head}{cut}<div class="figures forest">{figure(forest, caption)}</div>{rest}'
+
     sections = [(i, html.unescape(re.sub("<[^>]+>", "", title)))
                 for i, title in re.findall(r'<h[23] id="([^"]+)">(.*?)</h[23]>', body)] + [("figures", "Figures"), ("runs", "Runs")]
     nav = "<nav>" + "".join(f'<a href="#{i}">{html.escape(title)}</a>' for i, title in sections) + "</nav>"

@@ -1,19 +1,24 @@
-"""verdict.md: the verdict's data (verdict.py) as markdown a researcher can paste.
+"""verdict.md: the verdict's data (kd_ls.verdict) as markdown a researcher can paste, and the same
+verdict as plain text for a terminal (no markup, 80 columns).
 
-Accuracies and differences are in percent / percentage points with two decimals; the words come
-from the family-wise intervals only (family.py); per-seed values sit in a collapsed appendix.
+Both open with the headline (the primary answer, the precondition, what it means, what next), then
+one compact table of the secondaries (Holm-decided; 95% intervals exploratory), then details.
+Accuracies and differences are in percent / percentage points with two decimals; per-seed values
+sit in a collapsed appendix.
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Mapping, Sequence
 
-from kd_ls.verdict.sentences import PLAIN_ALPHA, ci, number_ci, pp, student_label
+from kd_ls.verdict.sentences import PLAIN_ALPHA, ci, number_ci, p_text, pp, secondary_rows, student_label
 
-_DIFFERENCE_HEADER = ["diff (pp)", "family-wise CI (pp)", "95% CI (pp)", "n", "MDE (pp)", "seeds for ±0.5 pp",
-                      "verdict"]
-_CONCLUSIONS = {"holds": "holds (a decided correlation of the predicted sign, none against)",
-                "contradicted": "contradicted (a decided correlation of the opposite sign)",
-                "not shown": "not shown (no correlation decided)"}
+_DIFFERENCE_HEADER = ["diff (pp)", "95% CI (pp), exploratory", "family-wise CI (pp)", "Holm p", "n", "MDE (pp)",
+                      "seeds for ±0.5 pp", "verdict"]
+WIDTH = 80  # the terminal text's width
+_CONCLUSIONS = {"holds": "holds, exploratory (a 95% interval of the predicted sign, none against)",
+                "contradicted": "contradicted, exploratory (a 95% interval of the opposite sign)",
+                "not shown": "not shown (no 95% interval excludes 0)"}
 _TEACHER_COLUMNS = (("test_acc", "test acc (%)", True), ("test_ece", "ECE (%)", True),
                     ("test_ece_ts", "ECE after TS (%)", True), ("test_ts_temperature", "TS T*", False),
                     ("test_r2", "R² (higher = tighter)", False), ("test_nc1", "NC1 (lower = tighter)", False),
@@ -29,10 +34,19 @@ def _table(header: Sequence[str], body: list[list[str]]) -> list[str]:
 def _difference_cells(entry: Mapping[str, Any], value: str = "mean") -> list[str]:
     """The _DIFFERENCE_HEADER cells of one comparison."""
     if entry.get("missing"):
-        return ["n/a", "n/a", "n/a", str(entry["n"]), "n/a", "n/a", f"{entry['verdict']}: {entry['missing']}"]
+        return ["n/a", "n/a", "n/a", "n/a", str(entry["n"]), "n/a", "n/a", f"{entry['verdict']}: {entry['missing']}"]
     seeds = entry["seeds_needed"]
-    return [pp(entry[value], signed=True), ci(entry, "family_"), ci(entry), str(entry["n"]), pp(entry["mde"]),
-            "n/a" if seeds is None else str(seeds), entry["verdict"]]
+    return [pp(entry[value], signed=True), ci(entry), ci(entry, "family_"), _p(entry["p_holm"]), str(entry["n"]),
+            pp(entry["mde"]), "n/a" if seeds is None else str(seeds), _word(entry)]
+
+
+def _p(p: float | None) -> str:
+    return p_text(p).removeprefix("p ").removeprefix("= ")
+
+
+def _word(entry: Mapping[str, Any]) -> str:
+    """The verdict word, bold when Holm decided it."""
+    return f"**{entry['verdict']}** (Holm)" if entry.get("holm_decided") else entry["verdict"]
 
 
 def _interval_text(interval: Mapping[str, Any], percent: bool = True) -> str:
@@ -44,17 +58,60 @@ def _interval_text(interval: Mapping[str, Any], percent: bool = True) -> str:
     return f"{interval['mean']:.3f} {number_ci(interval, digits=3, signed=False)}"
 
 
+def _secondary_table(verdict: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The compact table of every secondary: comparison, diff, 95% CI, Holm p, word."""
+    body = []
+    for label, entry, value in secondary_rows(verdict):
+        if entry.get("missing"):
+            body.append([label, "n/a", "n/a", "n/a", f"{entry['verdict']} (missing)"])
+        else:
+            body.append([label, pp(entry[value], signed=True), ci(entry), _p(entry["p_holm"]),
+                         entry["verdict"] + (" (Holm)" if entry.get("holm_decided") else "")])
+    return ["comparison", "diff pp", "95% CI (expl.)", "Holm p", "word"], body
+
+
+def _primary_markdown(verdict: Mapping[str, Any]) -> list[str]:
+    """The primary, the precondition and the design's looks, in detail."""
+    design = verdict["design"]
+    lines = ["## The primary question and its precondition", ""]
+    for name in ("primary", "precondition"):
+        e = verdict[name]
+        low, high = e["ci_pp"]
+        interval = "n/a" if low is None else f"[{low:+.2f}, {high:+.2f}]"
+        lines += [f"- **{name}**: {e['question']}: **{e['word']}**, "
+                  f"{'n/a' if e['estimate_pp'] is None else format(e['estimate_pp'], '+.2f')} pp, "
+                  f"{100 * e['level']:.4g}% CI {interval}, n = {e['n']}, {p_text(e['p'])} "
+                  f"(equivalence margin ±{e['margin_pp']:.2g} pp, TOST {p_text(e['tost_p'])}); per seed (pp): "
+                  + (", ".join(f"{p['seed']}: {p['contrast_pp']:+.2f}" for p in e["per_seed"]) or "none")
+                  + (f"; seeds left out for missing cells: {e['incomplete_seeds']}" if e["incomplete_seeds"] else "")]
+    looks = [[str(x["index"]), str(x["declaration"]), f"{x['look']} of {len(design['declarations'][x['declaration'] - 1]['design']['schedule'])}",
+              str(x["n"]), f"{x['alpha']:.4g}", "n/a" if x["estimate_pp"] is None else f"{x['estimate_pp']:+.2f}",
+              "n/a" if x["ci_pp"][0] is None else f"[{x['ci_pp'][0]:+.2f}, {x['ci_pp'][1]:+.2f}]", x["word"], x["at"]]
+             for x in design["looks"]]
+    declarations = [[str(d["index"]), d["declared_at"], str(d["declared_sha256"])[:12],
+                     ", ".join(map(str, d["design"]["schedule"])), f"{d['alpha_budget']:.4g}",
+                     "yes" if d["redeclared_after_look"] else "no"] for d in design["declarations"]]
+    lines += ["", f"Planned looks (seeds): {', '.join(map(str, design['schedule']))}; {design['spending']}. "
+              f"Alpha spent so far: {design['alpha_spent']:.4g} of {design['alpha']:g}.", "",
+              *_table(["declaration", "declared at", "study file sha256", "looks at seeds", "alpha budget",
+                       "after a look"], declarations), "",
+              *_table(["look", "declaration", "planned", "n", "alpha", "estimate (pp)", "CI (pp)", "word", "at"], looks),
+              ""]
+    return lines
+
+
 def _family_markdown(verdict: Mapping[str, Any]) -> list[str]:
-    """How the words were decided, and the test-set size that sets the scale of a difference."""
+    """How the secondaries are decided, and the test-set size that sets the scale of a difference."""
     family = verdict["family"]
     test_n = verdict["test_n"]
     size = ("unknown" if test_n is None else f"{test_n} (one test example = {100 / test_n:.3f} pp)"
             if isinstance(test_n, int) else f"differs between runs: {test_n}")
-    return ["## How the words are decided", "",
-            f"- Family: {family['m']} comparisons ({family['comparisons']}); Bonferroni, so each family-wise "
-            f"interval is at {100 * family['per_comparison_level']:.3f}% and all hold together at 95%.",
-            f"- worse / better: the family-wise interval excludes 0; no detectable difference: it contains 0 with "
-            f"a half-width <= {pp(family['resolution'])} pp; otherwise undecided. n = 1 is always undecided.",
+    return ["## How the secondaries are decided", "",
+            f"- Family: {family['m']} comparisons ({family['comparisons']}), decided together by Holm's step-down "
+            "at 5% (any false decision at most 5% in all). Words: worse / better when Holm decides, else undecided; "
+            "no secondary is called 'no difference'.",
+            "- 95% CI: each comparison's own interval, exploratory. Family-wise CI: Bonferroni, each at "
+            f"{100 * family['per_comparison_level']:.3f}%, all holding together at 95%.",
             f"- MDE: smallest effect detected with {100 * family['power']:.0f}% power ({family['mde_method']}). "
             "Seeds for ±0.5 pp: seeds at which the family-wise half-width would be <= 0.5 pp with the observed "
             "spread.",
@@ -100,15 +157,15 @@ def _mueller_markdown(mueller: Mapping[str, Any]) -> list[str]:
 def _mechanism_markdown(mechanism: Mapping[str, Any]) -> list[str]:
     """Correlation of each teacher measure with its students' gain, per T, and the conclusions."""
     body = [[r["label"], f"{r['temperature']:g}", str(r["n"]), "n/a" if r["r"] is None else f"{r['r']:+.2f}",
-             number_ci(r), number_ci(r, "family_"), r["verdict"]] for r in mechanism["rows"]]
+             number_ci(r), r["verdict"]] for r in mechanism["rows"]]
     conclusions = [f"- {c['label']}: " + ("no prediction from Müller's account" if c["predicted_sign"] is None
                                           else f"Müller's prediction: {_CONCLUSIONS[c['conclusion']]}")
                    for c in mechanism["conclusions"]]
-    return ["## Mechanism: teacher measures vs their students' gain", "",
+    return ["## Mechanism (exploratory): teacher measures vs their students' gain", "",
             "Gain: the LS teacher's student minus the plain teacher's student, same seed and T. "
-            f"Pearson r with Fisher-z intervals (n >= 4), {mechanism['pooling']}; family-wise over the "
-            f"{mechanism['family']['m']} correlations with an interval (Bonferroni).", "",
-            *_table(["measure", "T", "n", "r", "95% CI", "family-wise CI", "relation"], body), "", *conclusions, ""]
+            f"Pearson r with 95% Fisher-z intervals (n >= 4), {mechanism['pooling']}; exploratory: no correction "
+            "across the table, and 'undecided' where the interval contains 0 (no relation is called absent).", "",
+            *_table(["measure", "T", "n", "r", "95% CI", "relation (exploratory)"], body), "", *conclusions, ""]
 
 
 def _grid(entries: list[Mapping[str, Any]], cell: str) -> list[str]:
@@ -152,15 +209,63 @@ def _per_seed_markdown(verdict: Mapping[str, Any]) -> list[str]:
 
 
 def render_markdown(verdict: Mapping[str, Any]) -> str:
-    """verdict.md: summary, how words are decided, paired, accuracy-matched, Müller, mechanism,
-    the accuracy tables and the per-seed appendix."""
-    lines = ["# Verdict", "", *(f"- {line}" for line in verdict["summary"]), "",
+    """verdict.md: the headline, the compact secondaries table, then the primary in detail, how the
+    secondaries are decided, paired, accuracy-matched, Müller, per-loss, mechanism, the accuracy
+    tables and the per-seed appendix."""
+    header, body = _secondary_table(verdict)
+    lines = ["# Verdict", "", verdict["headline"], "", *(verdict.get("notes") or []), *([""] if verdict.get("notes") else []),
+             "## Secondaries (Holm at 5%; 95% intervals exploratory)", "", *_table(header, body), "",
              f"Failed runs left out: {verdict['failed']}.", ""]
+    lines += _primary_markdown(verdict)
     lines += _family_markdown(verdict)
+    lines += ["## Secondary comparisons, one line each", "", *(f"- {line}" for line in verdict["summary"]), ""]
     lines += _paired_markdown(verdict["paired"])
     lines += _matched_markdown(verdict["accuracy_matched"])
     lines += _mueller_markdown(verdict["mueller"])
+    lines += _losses_markdown(verdict.get("losses", []))
     lines += _mechanism_markdown(verdict["mechanism"])
     lines += _tables_markdown(verdict)
     lines += _per_seed_markdown(verdict)
+    return "\n".join(lines)
+
+
+def _losses_markdown(losses: list[Mapping[str, Any]]) -> list[str]:
+    """Per loss, the LS-vs-plain contrast; per further loss, the loss x LS interaction."""
+    if not losses:
+        return []
+    body = [[e["loss"] if e["kind"] == "loss" else f"{e['loss']} minus {e['reference_loss']}",
+             *_difference_cells(e)] for e in losses]
+    return ["## Losses: the LS effect under each distillation loss, and the loss x LS interaction", "",
+            "Per loss: the primary's contrast (LS-teacher minus plain-teacher students, averaged over its grid) "
+            "under that loss; interaction: that contrast minus the first loss's, paired by seed.", "",
+            *_table(["loss", *_DIFFERENCE_HEADER], body), ""]
+
+
+def _text_table(header: Sequence[str], body: list[list[str]], width: int) -> list[str]:
+    """A plain-text table whose first column is cut (with '…') so that every line fits ``width``."""
+    columns = list(zip(header, *body))
+    widths = [max(map(len, column)) for column in columns]
+    spare = width - (sum(widths) + 2 * (len(widths) - 1))
+    if spare < 0:
+        widths[0] = max(8, widths[0] + spare)
+
+    def line(cells: Sequence[str]) -> str:
+        first = cells[0] if len(cells[0]) <= widths[0] else cells[0][: widths[0] - 1] + "…"
+        return "  ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(cells[1:-1], widths[1:-1])),
+                          cells[-1]]).rstrip()[:width]
+
+    return [line(header), *(line(cells) for cells in body)]
+
+
+def render_text(verdict: Mapping[str, Any], width: int = WIDTH) -> str:
+    """The verdict for a terminal: the headline wrapped to ``width`` columns and the compact table of
+    the secondaries, as plain text (no markdown, no HTML)."""
+    header, body = _secondary_table(verdict)
+    lines = ["Verdict", "", *textwrap.wrap(verdict["headline"], width), ""]
+    for note in verdict.get("notes") or []:
+        lines += [*textwrap.wrap(note.replace("**", ""), width), ""]
+    lines += [f"Secondaries ({verdict['family']['m']}, Holm at 5%; 95% intervals exploratory):",
+              *_text_table(header, body, width)]
+    if verdict["failed"]:
+        lines.append(f"Failed runs left out: {verdict['failed']}.")
     return "\n".join(lines)

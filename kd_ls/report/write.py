@@ -9,7 +9,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -19,14 +19,16 @@ from kd_ls.layout import AnalysisLayout, StudyLayout
 from kd_ls.report.render import render_markdown
 from kd_ls.report.page import write_report_page
 from kd_ls.records import DONE, FAILED, INTERRUPTED, read_record
+from kd_ls.report.history import now, read_history, save_history
+from kd_ls.verdict import sequential
 from kd_ls.verdict.build import build_verdict
 
 class ReportError(ValueError):
     """A study folder whose report cannot be (re)built; the message is one line naming it."""
 
 
-RUN_COLUMNS = ("run_id", "role", "status", "seed", "alpha", "teacher_alpha", "temperature", "teacher_id", "seconds",
-               "error")
+RUN_COLUMNS = ("run_id", "role", "status", "seed", "alpha", "teacher_alpha", "temperature", "loss", "teacher_id",
+               "seconds", "error")
 TIGHTNESS = ("test_r2", "test_nc1", "test_variance_ratio", "test_cdnv", "test_silhouette", "test_stability")
 
 
@@ -115,17 +117,37 @@ def completeness(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"incomplete": counts["done"] < counts["planned"], "run_counts": counts}
 
 
-def verdict_markdown(verdict: dict[str, Any]) -> str:
-    """verdict.md: the rendered verdict, with a line under its title when the study is incomplete."""
-    text = render_markdown(verdict)
-    if not verdict.get("incomplete"):
-        return text
-    c = verdict["run_counts"]
-    line = (f"**Incomplete:** {c['planned'] - c['done']} of {c['planned']} planned runs did not finish "
-            f"({c['failed']} failed, {c['interrupted']} interrupted, {c['missing']} not run); the numbers below "
-            "leave them out.")
-    title, _, rest = text.partition("\n")
-    return f"{title}\n\n{line}\n{rest}"
+def notes(verdict: Mapping[str, Any], previous: Mapping[str, Any] | None) -> list[str]:
+    """Lines under the headline: an incomplete study, and a secondary family that grew since the
+    folder's last verdict (a grid value added: Holm's thresholds are stricter for every comparison)."""
+    found = []
+    if verdict.get("incomplete"):
+        c = verdict["run_counts"]
+        found.append(f"**Incomplete:** {c['planned'] - c['done']} of {c['planned']} planned runs did not finish "
+                     f"({c['failed']} failed, {c['interrupted']} interrupted, {c['missing']} not run); the numbers "
+                     "leave them out.")
+    before = ((previous or {}).get("family") or {}).get("m")
+    if before is not None and before != verdict["family"]["m"]:
+        change = "grew" if verdict["family"]["m"] > before else "shrank"
+        effect = ("each comparison now faces stricter Holm thresholds and its family-wise interval widened"
+                  if change == "grew" else "Holm's thresholds loosened")
+        found.append(f"**The secondary family {change}** from {before} to {verdict['family']['m']} comparisons since "
+                     f"this folder's last verdict: {effect}.")
+    return found
+
+
+def decide(study_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The folder's verdict under its declared primary (a look, recorded in its history), with the
+    notes on completeness and on the secondary family; nothing else is written."""
+    layout = StudyLayout.of(study_dir)
+    manifest = json.loads(layout.manifest.read_text())
+    previous = json.loads(layout.verdict_json.read_text()) if layout.verdict_json.is_file() else None
+    verdict = build_verdict(rows, sequential.design_of(manifest["study"]), read_history(study_dir),
+                            manifest.get("study_sha256"), now())
+    save_history(study_dir, verdict["design"])
+    verdict.update(completeness(rows))  # counts failed runs, leaves out missing ones
+    verdict["notes"] = notes(verdict, previous)
+    return verdict
 
 
 def write_report(study_dir: Path) -> dict[str, Any]:
@@ -135,9 +157,9 @@ def write_report(study_dir: Path) -> dict[str, Any]:
     rows = collect_rows(study_dir)
     analyses = analyze_teachers(study_dir, rows)  # first: its mutual information is a results column
     atomic_write_text(layout.results, rows_to_csv(rows))
-    verdict = {**build_verdict(rows), **completeness(rows)}  # counts failed runs, leaves out missing ones
+    verdict = decide(study_dir, rows)
     atomic_write_json(layout.verdict_json, verdict)
-    atomic_write_text(layout.verdict_md, verdict_markdown(verdict))
+    atomic_write_text(layout.verdict_md, render_markdown(verdict))
     # Imported here: matplotlib loads only when a report is drawn, and kd_ls.plots.study (which
     # imports kd_ls.study) can be imported first without a circular import.
     from kd_ls.report.figures import draw_figures

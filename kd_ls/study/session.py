@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
 import os
 import socket
 from contextlib import contextmanager
@@ -17,9 +18,11 @@ from kd_ls.layout import StudyLayout
 from kd_ls.study.plan import PlannedRun, plan_study
 from kd_ls.lightning.quiet import quiet
 from kd_ls.study.progress import StudyProgress
-from kd_ls.report.write import write_report
+from kd_ls.report.history import declare_primary
+from kd_ls.report.write import collect_rows, decide, write_report
 from kd_ls.study.runner import INTERRUPTED, ProgressFn, default_jobs, execute_study, submitit_executor
-from kd_ls.study.spec import Study, StudyError
+from kd_ls.study.spec import DEFAULT_STUDY, Study, StudyError
+from kd_ls.verdict import sequential
 
 
 @contextmanager
@@ -66,11 +69,38 @@ def unplanned_run_folders(study_dir: Path, planned: set[str]) -> list[Path]:
     return sorted(p for p in runs.iterdir() if p.is_dir() and p.name not in planned) if runs.is_dir() else []
 
 
-def write_manifest(study: Study, study_dir: Path) -> None:
-    """study.json: the spec and its planned runs (what `kd-ls report` reads)."""
-    runs = [dataclasses.asdict(r) for r in plan_study(study)]
+def write_manifest(study: Study, study_dir: Path, seeds: Optional[list[int]] = None,
+                   sha256: Optional[str] = None) -> None:
+    """study.json: the spec as declared, the study file's hash, and the planned runs of ``seeds``
+    (default: the study's own; more when seeds were added until decided), which `kd-ls report` reads."""
+    grown = dataclasses.replace(study, seeds=seeds or study.seeds)
+    runs = [dataclasses.asdict(r) for r in plan_study(grown)]
     atomic_write_json(StudyLayout.of(study_dir).manifest,
-                      {"kd_ls_version": __version__, "study": study.to_dict(), "runs": runs})
+                      {"kd_ls_version": __version__, "study": study.to_dict(), "study_sha256": sha256,
+                       "seeds": grown.seeds, "runs": runs})
+
+
+def seed_rounds(study: Study) -> list[list[int]]:
+    """The seeds of each planned look: the study's seeds, then (with `until_decided`) new seeds, the
+    next integers above the largest, added a round at a time up to `max_seeds`."""
+    plan = study.until_decided
+    looks = sequential.schedule(len(study.seeds), plan and plan.max_seeds, plan and plan.round)
+    extra = list(range(max(study.seeds) + 1, max(study.seeds) + 1 + looks[-1] - len(study.seeds)))
+    every = [*study.seeds, *extra]
+    return [every[:n] for n in looks]
+
+
+def source_sha256(source: Optional[Path]) -> str:
+    """SHA-256 of the study file (the shipped default study's when there is none)."""
+    return hashlib.sha256(Path(source).read_bytes() if source else DEFAULT_STUDY.read_bytes()).hexdigest()
+
+
+def _note_unplanned(display: StudyProgress, study_dir: Path, study: Study) -> None:
+    """A note on run folders no run of the study (at its most seeds) owns: they are left alone."""
+    unplanned = unplanned_run_folders(study_dir, {run.run_id for run in plan_study(study)})
+    if unplanned:
+        display.note(f"{len(unplanned)} run folder(s) in {StudyLayout.of(study_dir).runs} are not part of this "
+                     "study's plan (an older kd-ls, or runs removed from the study file): left untouched, not used")
 
 
 def progress_events(display: StudyProgress) -> ProgressFn:
@@ -85,31 +115,44 @@ def progress_events(display: StudyProgress) -> ProgressFn:
     return on_event
 
 
-def run_study(study: Study, jobs: Optional[int] = None, progress: bool = True) -> dict[str, Any]:
+def run_study(study: Study, jobs: Optional[int] = None, progress: bool = True,
+              source: Optional[Path] = None) -> dict[str, Any]:
     """Run every unfinished run of `study`, then write and return its verdict.
 
-    `jobs` runs execute at once (default: runner.default_jobs); it changes speed, never
-    results. Holds the study folder's lock throughout, so a second `kd-ls study` on the same
-    folder refuses instead of racing this one. SIGINT / SIGTERM stop it in order
-    (kd_ls/interrupts.py): `Interrupted` is raised, and the next call resumes."""
+    The primary question is declared in the folder's history before any run, with the hash of
+    the study file `source` (None: the shipped default study). With `until_decided`, seeds are
+    added a round at a time (only the new seeds' runs train) until the primary is decided at a
+    planned look or `max_seeds` is reached. `jobs` runs execute at once (default:
+    runner.default_jobs); it changes speed, never results. Holds the study folder's lock
+    throughout, so a second `kd-ls study` on the same folder refuses instead of racing this
+    one. SIGINT / SIGTERM stop it in order (kd_ls/interrupts.py): `Interrupted` is raised, and
+    the next call resumes."""
     with interrupts.handling(), interrupts.raising():
-        return _run_study(study, jobs, progress)
+        return _run_study(study, jobs, progress, source_sha256(source))
 
 
-def _run_study(study: Study, jobs: Optional[int], progress: bool) -> dict[str, Any]:
+def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str) -> dict[str, Any]:
     jobs = jobs or default_jobs(study)
     study_dir = make_folder(study)
     executor = submitit_executor(study, study_dir) if study.cluster.executor != "local" else None
-    runs = plan_study(study)
+    rounds = seed_rounds(study)
     quiet()  # W&B's summary run and the report run in this process, outside any run's harness
     parallel = study.cluster.max_parallel if executor else jobs
-    with study_lock(study_dir), StudyProgress(runs, study_dir, parallel, enabled=progress) as display:
-        unplanned = unplanned_run_folders(study_dir, {run.run_id for run in runs})
-        if unplanned:
-            display.note(f"{len(unplanned)} run folder(s) in {StudyLayout.of(study_dir).runs} are not part of this "
-                         "study's plan (an older kd-ls, or runs removed from the study file): left untouched, not used")
-        write_manifest(study, study_dir)
-        execute_study(study, study_dir, jobs=jobs, on_event=progress_events(display), executor=executor)
+    with study_lock(study_dir):
+        declare_primary(study_dir, study.to_dict(), sha256)
+        for number, seeds in enumerate(rounds, start=1):
+            grown = dataclasses.replace(study, seeds=seeds)
+            runs = plan_study(grown)
+            with StudyProgress(runs, study_dir, parallel, enabled=progress) as display:
+                if number == 1:
+                    _note_unplanned(display, study_dir, dataclasses.replace(study, seeds=rounds[-1]))
+                if number > 1:
+                    display.note(f"primary undecided at {len(rounds[number - 2])} seeds: adding seeds "
+                                 f"{seeds[len(rounds[number - 2]):]} (planned look {number} of {len(rounds)})")
+                write_manifest(study, study_dir, seeds, sha256)
+                execute_study(grown, study_dir, jobs=jobs, on_event=progress_events(display), executor=executor)
+            if number < len(rounds) and decide(study_dir, collect_rows(study_dir))["primary"]["word"] != "undecided":
+                break
         verdict = write_report(study_dir)
     if study.logger == "wandb":
         from kd_ls.study.tracking import log_study_summary

@@ -23,8 +23,11 @@ from kd_ls.data import DATASETS, ArrayDataModule
 from kd_ls.io import read_yaml_text
 from kd_ls.lightning.module import ClassifierModule
 from kd_ls.lightning.optim import check_optimization
-from kd_ls.losses import CONVENTIONS
+from kd_ls.lightning.student import loss_settings
+from kd_ls.losses import CONVENTIONS, LOSSES, check_loss
 from kd_ls.models import create_model
+from kd_ls.names import did_you_mean
+from kd_ls.verdict.sequential import PRECONDITION_MODES
 
 LOGGERS = ("csv", "wandb")
 EXECUTORS = ("local", "slurm", "submitit-local")
@@ -129,6 +132,31 @@ class Cluster:
 
 
 @dataclass
+class Primary:
+    """The study's one primary question, declared before any run (science.md §6): LS-teacher
+    students minus plain-teacher students, paired by seed and averaged over `alphas` (default: every
+    LS alpha) and `temperatures` (default: every temperature the LS teachers are distilled at) under
+    `loss` (default: the first listed); "equivalent" means within ±`margin_pp`. Its `precondition`:
+    plain-teacher students vs the student alone, `pooled` over the same temperatures or at the plain
+    teacher's `val_chosen` temperature (Müller's protocol)."""
+
+    alphas: Optional[list[float]] = None
+    temperatures: Optional[list[float]] = None
+    loss: Optional[str] = None
+    margin_pp: float = 0.5
+    precondition: str = "pooled"
+
+
+@dataclass
+class UntilDecided:
+    """Seeds added in rounds of `round` until the primary is decided or `max_seeds` seeds have run;
+    the looks' schedule is fixed by these two numbers and the study's seeds (kd_ls/verdict/sequential.py)."""
+
+    max_seeds: int = 10
+    round: int = 2
+
+
+@dataclass
 class Study:
     """A whole teacher/student grid.
 
@@ -147,8 +175,14 @@ class Study:
     ls_temperatures: Optional[list[float]] = None
     beta: float = 1.0
     soften_student: bool = True
+    # Distillation losses (kd_ls.losses): one student per (teacher, T, loss); options per loss,
+    # e.g. {dkd: {dkd_alpha: 1, dkd_beta: 8, dkd_warmup_epochs: 0}}.
+    losses: list[str] = field(default_factory=lambda: ["kd"])
+    loss_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     baselines: Baselines = field(default_factory=Baselines)
     seeds: list[int] = field(default_factory=lambda: [0])
+    primary: Primary = field(default_factory=Primary)
+    until_decided: Optional[UntilDecided] = None
     output: str = "runs/study"
     logger: str = "csv"
     wandb: WandbSettings = field(default_factory=WandbSettings)
@@ -224,7 +258,7 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in hints:
-            raise StudyError(f"{where}.{key}: unknown key; allowed: {', '.join(names)}")
+            raise StudyError(f"{where}.{key}: unknown key; allowed: {', '.join(names)}{did_you_mean(key, names)}")
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
 
 
@@ -284,11 +318,59 @@ def _check_distinct(values: Optional[list[Any]], where: str) -> None:
     _require(values is None or len(set(values)) == len(values), f"{where}: values must be distinct, got {values}")
 
 
+def _check_primary(study: Study) -> None:
+    """The primary's grid must be part of the study's, its margin positive, its precondition known;
+    a sequential plan must add seeds."""
+    primary, ls_alphas = study.primary, [a for a in study.alphas if a > 0]
+    _require(bool(ls_alphas), f"study.alphas: the primary question needs at least one alpha > 0, got {study.alphas}")
+    for i, alpha in enumerate(primary.alphas or []):
+        _require(alpha in ls_alphas, f"study.primary.alphas[{i}]: {alpha:g} is not an LS alpha of the study; "
+                                     f"choose from {', '.join(f'{a:g}' for a in ls_alphas)}")
+    ls_temperatures = study.ls_temperatures or study.temperatures
+    for i, t in enumerate(primary.temperatures or []):
+        _require(t in ls_temperatures and t in study.temperatures,
+                 f"study.primary.temperatures[{i}]: {t:g} is not a temperature both plain and LS teachers are "
+                 f"distilled at; choose from {', '.join(f'{x:g}' for x in ls_temperatures if x in study.temperatures)}")
+    _require(primary.margin_pp > 0, f"study.primary.margin_pp: must be > 0, got {primary.margin_pp}")
+    _require(primary.precondition in PRECONDITION_MODES,
+             f"study.primary.precondition: must be one of {', '.join(PRECONDITION_MODES)}; got {primary.precondition!r}"
+             + did_you_mean(primary.precondition, PRECONDITION_MODES))
+    if study.until_decided is not None:
+        plan = study.until_decided
+        _require(plan.max_seeds > len(study.seeds), f"study.until_decided.max_seeds: must be more than the study's "
+                                                    f"{len(study.seeds)} seeds, got {plan.max_seeds}")
+        _require(plan.round >= 1, f"study.until_decided.round: must be >= 1, got {plan.round}")
+        _require(max(study.seeds) + plan.max_seeds <= MAX_SEED,
+                 f"study.until_decided.max_seeds: the added seeds would pass {MAX_SEED}")
+
+
+def _check_losses(study: Study) -> None:
+    """Known, distinct loss names, each compatible with soften_student; options only for listed
+    losses, and only the options those losses take."""
+    _require(len(study.losses) > 0, "study.losses: must list at least one loss")
+    for i, loss in enumerate(study.losses):
+        _require(loss in LOSSES, f"study.losses[{i}]: must be one of {', '.join(LOSSES)}; got {loss!r}"
+                                 + did_you_mean(loss, LOSSES))
+    _check_distinct(study.losses, "study.losses")
+    for loss, options in study.loss_options.items():
+        hint = "; add it there" if loss in LOSSES else did_you_mean(loss, LOSSES)
+        _require(loss in study.losses, f"study.loss_options.{loss}: not a loss of study.losses "
+                                       f"({', '.join(study.losses)}){hint}")
+        _require(isinstance(options, dict), f"study.loss_options.{loss}: expected a mapping, got {options!r}")
+    try:
+        for loss in study.losses:
+            check_loss(loss, {}, study.soften_student, prefix="study.")
+            loss_settings(loss, study.loss_options.get(loss, {}), prefix=f"study.loss_options.{loss}.")
+    except ValueError as err:
+        raise StudyError(str(err).replace(" must ", ": must ", 1)) from None
+
+
 def validate(study: Study) -> Study:
     """Check ranges and names across the whole study; return it unchanged."""
     _require(bool(study.name.strip()), "study.name: must not be empty")
     _require(study.dataset.name in DATASETS,
-             f"study.dataset.name: {study.dataset.name!r} is unknown; choose one of: {', '.join(DATASETS)}")
+             f"study.dataset.name: {study.dataset.name!r} is unknown; choose one of: {', '.join(DATASETS)}"
+             + did_you_mean(study.dataset.name, DATASETS))
     shape = _input_shape(study.dataset)
     _check_trainer(study.trainer)
     _check_recipe(study.teacher, "study.teacher", shape)
@@ -303,7 +385,8 @@ def validate(study: Study) -> Study:
         _require(0.0 <= a < 1.0, f"study.alphas[{i}]: must be in [0, 1), got {a}")
     _check_distinct(study.alphas, "study.alphas")
     _require(study.convention in CONVENTIONS,
-             f"study.convention: must be one of {', '.join(CONVENTIONS)}; got {study.convention!r}")
+             f"study.convention: must be one of {', '.join(CONVENTIONS)}; got {study.convention!r}"
+             + did_you_mean(study.convention, CONVENTIONS))
     _require(len(study.temperatures) > 0, "study.temperatures: must list at least one value")
     for i, t in enumerate(study.temperatures):
         _require(t > 0, f"study.temperatures[{i}]: must be > 0, got {t}")
@@ -314,15 +397,19 @@ def validate(study: Study) -> Study:
     _require(study.ls_temperatures is None or len(study.ls_temperatures) > 0,
              "study.ls_temperatures: must list at least one value (or be null: same as temperatures)")
     _require(0.0 <= study.beta <= 1.0, f"study.beta: must be in [0, 1], got {study.beta}")
+    _check_losses(study)
     _require(0.0 <= study.baselines.ls_alpha < 1.0,
              f"study.baselines.ls_alpha: must be in [0, 1), got {study.baselines.ls_alpha}")
     _require(len(study.seeds) > 0, "study.seeds: must list at least one seed")
     _require(len(set(study.seeds)) == len(study.seeds), f"study.seeds: seeds must be distinct, got {study.seeds}")
     for i, seed in enumerate(study.seeds):
         _require(0 <= seed <= MAX_SEED, f"study.seeds[{i}]: must be in [0, {MAX_SEED}], got {seed}")
-    _require(study.logger in LOGGERS, f"study.logger: must be one of {', '.join(LOGGERS)}; got {study.logger!r}")
+    _check_primary(study)
+    _require(study.logger in LOGGERS, f"study.logger: must be one of {', '.join(LOGGERS)}; got {study.logger!r}"
+             + did_you_mean(study.logger, LOGGERS))
     _require(study.cluster.executor in EXECUTORS,
-             f"study.cluster.executor: must be one of {', '.join(EXECUTORS)}; got {study.cluster.executor!r}")
+             f"study.cluster.executor: must be one of {', '.join(EXECUTORS)}; got {study.cluster.executor!r}"
+             + did_you_mean(study.cluster.executor, EXECUTORS))
     _require(study.cluster.max_parallel >= 1, f"study.cluster.max_parallel: must be >= 1, got {study.cluster.max_parallel}")
     _require(study.cluster.runs_per_gpu >= 1, f"study.cluster.runs_per_gpu: must be >= 1, got {study.cluster.runs_per_gpu}")
     _require(study.threads >= 1, f"study.threads: must be >= 1, got {study.threads}")

@@ -1,12 +1,14 @@
-"""The study's verdict as JSON-ready data: paired LS-teacher vs plain-teacher comparisons, Müller's
-protocol, the accuracy-matched comparison, the mechanism table, teacher, cell and gap tables, and
-the sentences that state them (sentences.py; render.py turns it all into markdown).
+"""The study's verdict as JSON-ready data: the declared primary question and its precondition (each
+one test, possibly over planned looks), the secondary family (per-T, Müller-protocol,
+accuracy-matched and per-loss comparisons, decided together by Holm), the exploratory mechanism
+table, teacher, cell and gap tables, and the sentences that state them (sentences.py; report/render.py
+turns it all into markdown).
 
 Conventions (science.md §6): students of the same seed are paired across teachers; every mean comes
-with a 95% Student-t interval over seeds; the words are decided by family-wise intervals over every
-comparison the study makes (family.py); accuracies are last-epoch test accuracies; the only choice
-made from data (Müller's plain-teacher temperature) uses validation accuracy, never test accuracy.
-All numbers are fractions; unknown numbers are null.
+with a 95% Student-t interval over seeds; accuracies are last-epoch test accuracies; the only choice
+made from data (the plain teacher's temperature in Müller's protocol and the val-chosen
+precondition) uses validation accuracy, never test accuracy. Numbers are fractions except the
+primary's and the precondition's, which carry `_pp` in their names; unknown numbers are null.
 """
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ import math
 from typing import Any, Iterable, Mapping
 
 from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC, Cell, alpha_cells, done_rows, metric_interval, student_cells
-from kd_ls.verdict.family import MDE_METHOD, POWER, RESOLUTION, Family, assess, family_of
+from kd_ls.verdict import sequential
+from kd_ls.verdict.family import MDE_METHOD, POWER, RESOLUTION, Family, decide_family
 from kd_ls.verdict.matched import accuracy_matched
 from kd_ls.verdict.mechanism import mechanism
-from kd_ls.verdict.sentences import summary
+from kd_ls.verdict.primary import (BETTER, HELPS, HURTS, WORSE, Grid, decision, precondition_contrasts,
+                                   primary_contrasts)
+from kd_ls.verdict.sentences import headline, summary
 from kd_ls.verdict.stats import Estimate, Interval, mean_estimate, mean_interval
 
 MUELLER_LS_TEMPERATURE = 1.0
@@ -173,37 +178,142 @@ def _test_n(rows: list[Mapping[str, Any]]) -> int | list[int] | None:
     return None if not sizes else sizes[0] if len(sizes) == 1 else sizes
 
 
-def _apply_family(comparisons: list[Comparison]) -> Family:
-    """Decide every comparison with the family-wise intervals of all of them (in place)."""
-    family = family_of(estimate for _, estimate in comparisons)
-    for entry, estimate in comparisons:
-        entry.update(assess(estimate, family))
-    return family
+def loss_of(row: Mapping[str, Any]) -> str:
+    """A student row's distillation loss; rows from before the losses axis (no value) are KD."""
+    return row.get("loss") or "kd"
+
+
+def _loss_contrasts(rows: list[dict[str, Any]], losses: list[str], grid: Grid) -> list[Comparison]:
+    """Per loss, the primary's contrast under that loss; per further loss, its difference from the
+    first loss's contrast (the loss x LS interaction), paired by seed."""
+    per_loss = {}
+    for loss in losses:
+        cells = student_cells([r for r in rows if r["role"] != "student" or loss_of(r) == loss])
+        per_loss[loss], _ = primary_contrasts(cells, Grid(grid.alphas, grid.temperatures, loss))
+    comparisons = []
+    for loss in losses:
+        estimate = mean_estimate([per_loss[loss][s] for s in sorted(per_loss[loss])])
+        comparisons.append(({"kind": "loss", "loss": loss, "mean": _json_float(estimate.value),
+                             "n": len(per_loss[loss]), "missing": None if per_loss[loss] else f"no complete seed for {loss}"},
+                            estimate))
+    first = losses[0]
+    for loss in losses[1:]:
+        seeds = sorted(per_loss[loss].keys() & per_loss[first].keys())
+        estimate = mean_estimate([per_loss[loss][s] - per_loss[first][s] for s in seeds])
+        comparisons.append(({"kind": "interaction", "loss": loss, "reference_loss": first,
+                             "mean": _json_float(estimate.value), "n": len(seeds),
+                             "missing": None if seeds else f"no seed with both {loss} and {first}"}, estimate))
+    return comparisons
+
+
+def _losses(rows: list[dict[str, Any]], design: Mapping[str, Any]) -> list[str]:
+    """The losses the students were distilled with, the primary's first."""
+    found = sorted({loss_of(r) for r in rows if r["role"] == "student"} - {design["grid"]["loss"]})
+    return [design["grid"]["loss"], *found]
+
+
+def design_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The default design for rows without a study (tests, `kd-ls compare`): every LS alpha and
+    temperature of the students, the first loss, one look at the seeds that have every cell."""
+    students = [r for r in rows if r["role"] == "student"]
+    seeds = sorted({r["seed"] for r in rows})
+    study = {"alphas": sorted({PLAIN_ALPHA, *(r["teacher_alpha"] for r in students)}),
+             "temperatures": sorted({r["temperature"] for r in students}), "seeds": seeds,
+             "losses": sorted({loss_of(r) for r in students}) or ["kd"]}
+    design = sequential.design_of(study)
+    cells = student_cells([r for r in rows if r["role"] != "student" or loss_of(r) == design["grid"]["loss"]])
+    complete, _ = primary_contrasts(cells, _grid(design))
+    return {**design, "schedule": [max(len(complete), 1)]}
+
+
+def _grid(design: Mapping[str, Any]) -> Grid:
+    grid = design["grid"]
+    return Grid(tuple(grid["alphas"]), tuple(grid["temperatures"]), grid["loss"])
+
+
+def _primary(students: StudentCells, baselines: dict[float, Cell], history: dict[str, Any],
+             when: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The primary and the precondition at the look the design has reached, and the history with
+    that look recorded."""
+    declaration = history["declarations"][-1]
+    design = declaration["design"]
+    margin = design["margin_pp"] / 100
+    contrasts, incomplete = primary_contrasts(students, _grid(design))
+    mode = design["precondition"]["mode"]
+    chosen, _ = _plain_selection(students) if mode == "val_chosen" else (None, None)
+    temperatures = design["precondition"]["temperatures"] if mode == "pooled" else [t for t in [chosen] if t is not None]
+    pre_contrasts, pre_incomplete = precondition_contrasts(students, baselines.get(PLAIN_ALPHA), temperatures)
+    look = sequential.next_look(history, sorted(contrasts))
+    alpha = look["alpha"] if look else declaration["alpha_budget"]
+    seeds = look["seeds"] if look else sorted(contrasts)
+    primary = decision(design["question"], {s: contrasts[s] for s in seeds}, incomplete, alpha, margin, BETTER, WORSE)
+    precondition = decision(
+        "plain-teacher students minus the student trained alone (test accuracy), paired by seed, "
+        + ("averaged over T" if mode == "pooled" else f"at the plain teacher's val-chosen T={chosen:g}"
+           if chosen is not None else "at the plain teacher's val-chosen T (none: no val_acc)"),
+        {s: pre_contrasts[s] for s in seeds if s in pre_contrasts}, pre_incomplete, alpha, margin, HELPS, HURTS)
+    precondition.update({"mode": mode, "temperatures": temperatures})
+    if look is None:
+        for entry in (primary, precondition):
+            entry["word"] = "undecided"
+        primary["why"] = (f"not yet at its first planned look ({len(contrasts)} of {design['schedule'][0]} seeds "
+                          "complete); the numbers are exploratory")
+    else:
+        history = sequential.record_look(history, look, primary, when)
+        stopped = sequential.first_decided(history, declaration["index"])
+        if stopped is not None and stopped["look"] < look["look"]:
+            primary["why"] = (f"decided at look {stopped['look']} ({stopped['word']}); later seeds are exploratory")
+            primary["word"] = stopped["word"]
+    for entry in (primary, precondition):
+        entry.update({"declared_sha256": declaration["declared_sha256"], "declaration": declaration["index"],
+                      "redeclared_after_look": declaration["redeclared_after_look"],
+                      "look": None if look is None else look["look"], "looks_planned": len(design["schedule"])})
+    primary["grid"] = design["grid"]
+    return primary, precondition, history
 
 
 # ---------------------------------------------------------------- public entry point
 
 
-def build_verdict(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def build_verdict(rows: Iterable[Mapping[str, Any]], design: Mapping[str, Any] | None = None,
+                  history: Mapping[str, Any] | None = None, sha256: str | None = None,
+                  when: str = "") -> dict[str, Any]:
     """The study's verdict from its results rows (dicts, possibly read from CSV).
 
-    Keys: family, paired, mueller, accuracy_matched, mechanism, teachers, cells, gap, test_n, failed,
-    summary. Serialises to strict JSON.
+    ``design`` is the primary's design (sequential.design_of a study; default: design_from_rows),
+    ``history`` the study folder's record of declarations and looks (default: none yet), ``sha256``
+    the study file's hash and ``when`` the time stamp of a new declaration or look. The updated
+    history is returned in ``verdict["design"]``.
+
+    Keys: primary, precondition, design, family, paired, mueller, accuracy_matched, losses,
+    mechanism, teachers, cells, gap, test_n, failed, headline, summary. Serialises to strict JSON.
     """
     rows_done, failed = done_rows(rows)
-    students = student_cells(rows_done)
+    design = dict(design or design_from_rows(rows_done))
+    losses = _losses(rows_done, design)
+    primary_rows = [r for r in rows_done if r["role"] != "student" or loss_of(r) == losses[0]]
+    students = student_cells(primary_rows)
     teachers = alpha_cells(rows_done, "teacher")
     baselines = alpha_cells(rows_done, "baseline")
+    history = sequential.declare(history, design, sha256, when)
+    primary, precondition, history = _primary(students, baselines, history, when)
     paired = _paired(students)
     mueller, mueller_comparisons = _mueller(students, teachers, baselines)
     matched = accuracy_matched(students, teachers)
-    family = _apply_family(paired + mueller_comparisons + matched)
+    by_loss = _loss_contrasts(rows_done, losses, _grid(design)) if len(losses) > 1 else []
+    family = decide_family(paired + mueller_comparisons + matched + by_loss)
     verdict: dict[str, Any] = {
+        "primary": primary,
+        "precondition": precondition,
+        "design": {"schedule": history["declarations"][-1]["design"]["schedule"], "spending": sequential.SPENDING,
+                   "alpha": sequential.ALPHA, "alpha_spent": sequential.alpha_spent(history), **history},
         "family": {**family.describe(), "resolution": RESOLUTION, "power": POWER, "mde_method": MDE_METHOD,
-                   "comparisons": "paired per-T, Müller-protocol and accuracy-matched comparisons with an interval"},
+                   "comparisons": "per-T paired, Müller-protocol, accuracy-matched"
+                                  + (" and per-loss" if by_loss else "") + " comparisons with a p-value"},
         "paired": [entry for entry, _ in paired],
         "mueller": mueller,
         "accuracy_matched": [entry for entry, _ in matched],
+        "losses": [entry for entry, _ in by_loss],
         "mechanism": mechanism(students, teachers),
         "teachers": _teachers(teachers),
         "cells": _cells(students, baselines),
@@ -211,5 +321,6 @@ def build_verdict(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "test_n": _test_n(rows_done),
         "failed": failed,
     }
+    verdict["headline"] = headline(verdict)
     verdict["summary"] = summary(verdict)
     return verdict

@@ -1,16 +1,22 @@
-"""The family of comparisons a verdict makes, controlled together, and how far each is from a decision.
+"""The secondary comparisons, decided together by Holm's step-down procedure, and how far each is
+from a decision.
 
-Multiplicity: Bonferroni. With m comparisons, each family-wise interval uses the t quantile at
-1 - 0.05 / (2m). By the union bound the chance that any of the m intervals misses its true value is
-at most 5% whatever the dependence between them (they share the plain-teacher students, so they are
-dependent). It is conservative, but simple and valid without modelling that dependence. m counts the
-comparisons actually made: those with an interval (a comparison without one, n = 1 or df < 1,
-cannot produce a false decision).
+Multiplicity: Holm (1979). With m comparisons and their two-sided t-test p-values sorted
+p_(1) <= ... <= p_(m), reject while p_(i) <= 0.05 / (m - i + 1). The chance of any false decision is
+at most 5% whatever the dependence between the comparisons (they share the plain-teacher students),
+as with Bonferroni, and Holm rejects everything Bonferroni rejects and more (statsmodels'
+`multipletests(method="holm")`; the tests check it against the step-down written out by hand). m
+counts the comparisons actually made: those with a p-value (n = 1 or df < 1 gives none, and cannot
+produce a false decision).
 
-Words (decided by the family-wise interval only): "worse" / "better" when it excludes 0; "no
-detectable difference" when it contains 0 and its half-width is at most RESOLUTION (0.5 pp), i.e.
-the study could have seen a difference that size; otherwise "undecided", with the minimum
-detectable effect and the seeds that would resolve RESOLUTION saying how far it is from a decision.
+Holm decides but gives no intervals. Each comparison shows its own 95% interval, which is
+exploratory, and a Bonferroni interval (t quantile at 1 - 0.05 / (2m)), which holds for all m
+together and is what the forest plot draws as the family-wise interval.
+
+Words: "worse" / "better" when Holm rejects; otherwise "undecided", with the minimum detectable
+effect (80% power at Bonferroni's level, Holm's strictest step) and the seeds at which the
+family-wise half-width would be at most RESOLUTION, saying how far it is from a decision. A
+secondary is never called "no difference": no equivalence test is made for it.
 """
 from __future__ import annotations
 
@@ -21,17 +27,18 @@ from typing import Any, Iterable
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from kd_ls.verdict.stats import BETTER, LEVEL, NO_DIFFERENCE, UNDECIDED, WORSE, Estimate, t_quantile
+from kd_ls.verdict.stats import BETTER, LEVEL, UNDECIDED, WORSE, Estimate, t_quantile
 
 POWER = 0.8
-RESOLUTION = 0.005  # 0.5 pp: the half-width at which a straddling interval counts as a decision
+RESOLUTION = 0.005  # 0.5 pp: the family-wise half-width "seeds needed" aims at
 MAX_SEEDS = 100_000  # past this, "seeds needed" is reported as unknown (null)
 MDE_METHOD = "noncentral t, two-sided, at the family-wise level, with the observed standard error and df"
 
 
 @dataclass(frozen=True)
 class Family:
-    """m comparisons whose intervals hold together with probability >= ``level`` (Bonferroni)."""
+    """m comparisons decided together at ``level`` (Holm), whose Bonferroni intervals hold together
+    with probability >= ``level``."""
 
     size: int
     level: float = LEVEL
@@ -47,8 +54,8 @@ class Family:
 
     def describe(self) -> dict[str, Any]:
         """The family's settings as JSON."""
-        return {"method": "bonferroni", "m": self.size, "level": self.level,
-                "per_comparison_level": 1 - 2 * self.tail}
+        return {"method": "holm", "m": self.size, "level": self.level,
+                "interval": "bonferroni (simultaneous)", "per_comparison_level": 1 - 2 * self.tail}
 
 
 def decidable(estimate: Estimate) -> bool:
@@ -67,17 +74,21 @@ def _power(noncentrality: float, df: float, quantile: float) -> float:
     return float(scipy_stats.nct.sf(quantile, df, noncentrality) + scipy_stats.nct.sf(quantile, df, -noncentrality))
 
 
+def noncentrality_for_power(df: float, quantile: float, power: float = POWER) -> float:
+    """The noncentrality at which the two-sided t test with critical value ``quantile`` on ``df``
+    degrees of freedom rejects with probability ``power``."""
+    high = 1.0
+    while _power(high, df, quantile) < power:
+        high *= 2
+    return float(optimize.brentq(lambda nc: _power(nc, df, quantile) - power, 0.0, high, xtol=1e-10))
+
+
 def minimum_detectable_effect(estimate: Estimate, family: Family, power: float = POWER) -> float | None:
     """Smallest true effect the comparison would detect with probability ``power`` at the family
     level: the noncentrality solving power(nc) = ``power`` for t on its df, times its se."""
     if not decidable(estimate):
         return None
-    quantile = family.quantile(estimate.df)
-    high = 1.0
-    while _power(high, estimate.df, quantile) < power:
-        high *= 2
-    noncentrality = optimize.brentq(lambda nc: _power(nc, estimate.df, quantile) - power, 0.0, high, xtol=1e-10)
-    return noncentrality * estimate.se
+    return noncentrality_for_power(estimate.df, family.quantile(estimate.df), power) * estimate.se
 
 
 def seeds_needed(estimate: Estimate, family: Family, target: float = RESOLUTION) -> int | None:
@@ -97,16 +108,37 @@ def seeds_needed(estimate: Estimate, family: Family, target: float = RESOLUTION)
     return None
 
 
-def decide(estimate: Estimate, low: float, high: float) -> str:
-    """The verdict word from the family-wise interval [low, high] (see the module docstring)."""
+def p_value(estimate: Estimate) -> float | None:
+    """Two-sided p of the t test of a zero effect, None without an interval."""
+    if not decidable(estimate):
+        return None
+    if estimate.se == 0:
+        return 0.0 if estimate.value != 0 else 1.0
+    return float(2 * scipy_stats.t.sf(abs(estimate.value / estimate.se), estimate.df))
+
+
+def holm(p_values: list[float | None], level: float = LEVEL) -> tuple[list[bool], list[float | None]]:
+    """Holm's decisions and adjusted p-values (statsmodels), None entries left undecided."""
+    from statsmodels.stats.multitest import multipletests
+
+    made = [i for i, p in enumerate(p_values) if p is not None]
+    reject, adjusted = [False] * len(p_values), [None] * len(p_values)
+    if made:
+        decided, corrected, _, _ = multipletests([p_values[i] for i in made], alpha=1 - level, method="holm")
+        for i, d, c in zip(made, decided, corrected):
+            reject[i], adjusted[i] = bool(d), float(c)
+    return reject, adjusted
+
+
+def word(estimate: Estimate, decided: bool) -> str:
+    """The secondary's word: worse / better when Holm decided it, else undecided (with why when
+    there is no test at all)."""
     if not decidable(estimate):
         why = f"n = {estimate.seeds}" if estimate.seeds <= 1 else f"df = {max(estimate.df, 0)}"
         return f"{UNDECIDED} ({why})"
-    if high < 0:
-        return WORSE
-    if low > 0:
-        return BETTER
-    return NO_DIFFERENCE if (high - low) / 2 <= RESOLUTION else UNDECIDED
+    if decided:
+        return WORSE if estimate.value < 0 else BETTER
+    return UNDECIDED
 
 
 def _json(value: float) -> float | None:
@@ -115,18 +147,31 @@ def _json(value: float) -> float | None:
 
 
 def assess(estimate: Estimate, family: Family) -> dict[str, Any]:
-    """Everything the verdict reports about one comparison beside its value: se, df, the 95%
-    and family-wise intervals, the minimum detectable effect, the seeds needed and the word."""
+    """Everything the verdict reports about one comparison beside its value and word: se, df, p, the
+    95% (exploratory) and Bonferroni family-wise intervals, the minimum detectable effect and the
+    seeds needed."""
     low, high = estimate.interval(t_quantile(estimate.df, (1 - LEVEL) / 2))
     family_low, family_high = estimate.interval(family.quantile(estimate.df))
     return {
         "se": _json(estimate.se),
         "df": max(estimate.df, 0),
+        "p": p_value(estimate),
         "low": _json(low),
         "high": _json(high),
         "family_low": _json(family_low),
         "family_high": _json(family_high),
         "mde": minimum_detectable_effect(estimate, family),
         "seeds_needed": seeds_needed(estimate, family),
-        "verdict": decide(estimate, family_low, family_high),
     }
+
+
+def decide_family(comparisons: list[tuple[dict[str, Any], Estimate]]) -> Family:
+    """Assess every comparison and decide them together by Holm (in place: each entry gets its
+    intervals, p, `p_holm`, `holm_decided` and `verdict`); return the family."""
+    family = family_of(estimate for _, estimate in comparisons)
+    for entry, estimate in comparisons:
+        entry.update(assess(estimate, family))
+    decided, adjusted = holm([entry["p"] for entry, _ in comparisons])
+    for (entry, estimate), d, a in zip(comparisons, decided, adjusted):
+        entry.update({"p_holm": a, "holm_decided": d, "verdict": word(estimate, d)})
+    return family

@@ -5,9 +5,11 @@ test accuracy minus the plain teacher's student's at the same seed and T (the pa
 Each measure of the teacher (tightness R² and NC1, mutual information, the smoothness index at the
 same T, ECE) is correlated with that gain across teachers, **per T**: pooling over T would count each
 teacher once per temperature, and its points are not independent. The statistic is Pearson's r with a
-Fisher-z interval (normal on atanh r, se = 1 / sqrt(n - 3), so n >= 4 is needed), at 95% and
-family-wise over every correlation made (Bonferroni, the same rule as family.py). Plain teachers are
-left out: their gain is 0 by construction, not a measurement.
+Fisher-z interval (normal on atanh r, se = 1 / sqrt(n - 3), so n >= 4 is needed), at 95%. The table
+is exploratory: no correction is made across its correlations, and its words say only which way a
+95% interval points ("positive" / "negative", exploratory) or "undecided"; a relation is never
+called absent, since no equivalence rule is applied to it. Plain teachers are left out: their gain
+is 0 by construction, not a measurement.
 """
 from __future__ import annotations
 
@@ -19,11 +21,11 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC as METRIC, Cell
-from kd_ls.verdict.family import Family
 from kd_ls.verdict.stats import LEVEL, UNDECIDED
 
 MIN_N = 4  # the Fisher-z standard error 1 / sqrt(n - 3) needs n > 3
 MIN_R = 3  # two points always give r = ±1, which says nothing
+POSITIVE, NEGATIVE = "positive (exploratory)", "negative (exploratory)"
 
 
 @dataclass(frozen=True)
@@ -87,28 +89,26 @@ def _pearson(points: list[Point]) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def correlation(points: list[Point], family: Family) -> dict[str, Any]:
-    """r, its 95% and family-wise Fisher-z intervals, n, and the word they decide."""
+def correlation(points: list[Point]) -> dict[str, Any]:
+    """r, its 95% Fisher-z interval, n, and the (exploratory) word it gives."""
     n, r = len(points), _pearson(points)
-    entry: dict[str, Any] = {"n": n, "r": None if math.isnan(r) else r, "low": None, "high": None,
-                             "family_low": None, "family_high": None}
+    entry: dict[str, Any] = {"n": n, "r": None if math.isnan(r) else r, "low": None, "high": None}
     if n < MIN_N or math.isnan(r):
         entry["verdict"] = f"{UNDECIDED} (n = {n})" if n < MIN_N else f"{UNDECIDED} (no spread)"
         return entry
     entry["low"], entry["high"] = _fisher_interval(r, n, float(scipy_stats.norm.ppf(0.5 + LEVEL / 2)))
-    entry["family_low"], entry["family_high"] = _fisher_interval(r, n, float(scipy_stats.norm.ppf(1 - family.tail)))
-    if entry["family_high"] < 0:
-        entry["verdict"] = "negative"
-    elif entry["family_low"] > 0:
-        entry["verdict"] = "positive"
+    if entry["high"] < 0:
+        entry["verdict"] = NEGATIVE
+    elif entry["low"] > 0:
+        entry["verdict"] = POSITIVE
     else:
-        entry["verdict"] = "no detectable relation"
+        entry["verdict"] = UNDECIDED
     return entry
 
 
 def _conclusion(measure: Measure, rows: list[dict[str, Any]]) -> str:
-    """Whether Müller's predicted sign holds, from the decided correlations only."""
-    signs = {"negative": -1, "positive": +1}
+    """Whether Müller's predicted sign holds, from the exploratory words."""
+    signs = {NEGATIVE: -1, POSITIVE: +1}
     decided = [signs[row["verdict"]] for row in rows if row["verdict"] in signs]
     if measure.predicted is None:
         return "no prediction"
@@ -121,9 +121,8 @@ def mechanism(students: Mapping[tuple[float, float], Cell], teachers: Mapping[fl
     """The mechanism table: per measure and T a correlation with the gain; per measure a conclusion."""
     temperatures = sorted({t for alpha, t in students if alpha != PLAIN_ALPHA})
     points = {(m.name, t): gain_points(students, teachers, m, t) for m in MEASURES for t in temperatures}
-    family = Family(sum(1 for found in points.values() if len(found) >= MIN_N and not math.isnan(_pearson(found))))
     rows = [{"measure": m.name, "label": m.label, "temperature": t, "predicted_sign": m.predicted,
-             **correlation(points[(m.name, t)], family)}
+             **correlation(points[(m.name, t)])}
             for m in MEASURES for t in temperatures]
     conclusions = [{"measure": m.name, "label": m.label, "predicted_sign": m.predicted,
                     "conclusion": _conclusion(m, [row for row in rows if row["measure"] == m.name])}
@@ -132,8 +131,7 @@ def mechanism(students: Mapping[tuple[float, float], Cell], teachers: Mapping[fl
         "statistic": "pearson r, Fisher-z intervals",
         "pooling": "per temperature (LS teachers x seeds at each T; plain teachers left out)",
         "gain": "LS-teacher student minus plain-teacher student, same seed and T (fraction)",
-        "family": {**family.describe(), "method": "bonferroni over the mechanism's correlations",
-                   "quantile": "normal (Fisher z)"},
+        "exploratory": "95% Fisher-z intervals, no correction across the table",
         "rows": rows,
         "conclusions": conclusions,
         "points": [{"measure": name, **p} for (name, _), found in points.items() for p in found],

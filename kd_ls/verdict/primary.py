@@ -1,0 +1,188 @@
+"""The study's one declared primary question and its precondition, each decided by one test.
+
+Both are contrasts computed per seed and then tested over seeds (science.md §6):
+- primary: per seed, the mean over the declared (LS alpha, T) cells of [LS-teacher student minus
+  plain-teacher student at the same T]; "worse" / "better" when the two-sided t test on n - 1 df
+  rejects 0 at the look's alpha, "equivalent" (no difference larger than ±margin) when the two
+  one-sided tests (TOST) both reject at that alpha, else "undecided";
+- precondition: per seed, plain-teacher students (mean over the declared T, or at the plain
+  teacher's val-chosen T) minus the student trained alone, with the same test and words
+  ("helps" / "hurts" / "equivalent" / "undecided").
+
+A seed enters only when it has every cell of the contrast, so every seed's contrast averages the
+same cells. The t test, its interval and the TOST come from statsmodels (DescrStatsW); the tests
+check them against hand-computed t intervals and by simulation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC, Cell
+from kd_ls.verdict.family import POWER, noncentrality_for_power
+
+WORSE, BETTER, EQUIVALENT, UNDECIDED = "worse", "better", "equivalent", "undecided"
+HELPS, HURTS = "helps", "hurts"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The cells a contrast averages: LS alphas and temperatures (student cells) of one loss."""
+
+    alphas: tuple[float, ...]
+    temperatures: tuple[float, ...]
+    loss: str = "kd"
+
+    def describe(self) -> dict[str, Any]:
+        """The grid as JSON."""
+        return {"alphas": list(self.alphas), "temperatures": list(self.temperatures), "loss": self.loss}
+
+
+@dataclass(frozen=True)
+class Test:
+    """A one-sample t test of per-seed contrasts at level ``alpha`` (two-sided), with its TOST."""
+
+    values: tuple[float, ...]
+    alpha: float
+    margin: float
+
+    @property
+    def n(self) -> int:
+        """Seeds with a contrast."""
+        return len(self.values)
+
+    def _stats(self) -> Any:
+        from statsmodels.stats.weightstats import DescrStatsW
+
+        return DescrStatsW(np.asarray(self.values, dtype=float))
+
+    def testable(self) -> bool:
+        """At least 2 seeds and some spread: a t statistic exists."""
+        return self.n >= 2 and float(np.std(self.values)) > 0
+
+    def estimate(self) -> float | None:
+        """Mean contrast over seeds (None without seeds)."""
+        return float(np.mean(self.values)) if self.n else None
+
+    def se(self) -> float | None:
+        """Standard error of the mean contrast."""
+        return float(np.std(self.values, ddof=1) / math.sqrt(self.n)) if self.n >= 2 else None
+
+    def interval(self) -> tuple[float | None, float | None]:
+        """The two-sided (1 - alpha) t interval of the mean."""
+        if not self.testable():
+            return None, None
+        low, high = self._stats().tconfint_mean(alpha=self.alpha)
+        return float(low), float(high)
+
+    def p_value(self) -> float | None:
+        """Two-sided p of the t test of mean 0."""
+        if not self.testable():
+            return None
+        return float(self._stats().ttest_mean(0.0)[1])
+
+    def tost_p(self) -> float | None:
+        """p of the two one-sided tests of |mean| >= margin (the larger of the two one-sided p)."""
+        if not self.testable():
+            return None
+        return float(self._stats().ttost_mean(-self.margin, self.margin)[0])
+
+    def word(self, positive: str = BETTER, negative: str = WORSE) -> str:
+        """The decision: ``negative`` / ``positive`` when the test rejects 0, EQUIVALENT when the
+        TOST rejects ±margin, else UNDECIDED (always UNDECIDED without a t statistic)."""
+        if not self.testable():
+            return UNDECIDED
+        p = self.p_value()
+        if p < self.alpha:
+            return positive if self.estimate() > 0 else negative
+        return EQUIVALENT if self.tost_p() < self.alpha else UNDECIDED
+
+    def minimum_detectable_effect(self, power: float = POWER) -> float | None:
+        """Smallest true effect this test would decide with probability ``power`` (noncentral t
+        at the observed se and df)."""
+        if not self.testable():
+            return None
+        return _noncentrality(self.n - 1, self.alpha, power) * self.se()
+
+    def seeds_needed(self, power: float = POWER, most: int = 10_000) -> int | None:
+        """Seeds at which an effect of the observed size would be decided with ``power`` at this
+        alpha (the observed sd held fixed); None when the estimate is 0 or more than ``most``."""
+        if not self.testable() or self.estimate() == 0:
+            return None
+        sd, effect = float(np.std(self.values, ddof=1)), abs(self.estimate())
+        for n in range(2, most + 1):
+            if _noncentrality(n - 1, self.alpha, power) * sd / math.sqrt(n) <= effect:
+                return n
+        return None
+
+
+def _noncentrality(df: int, alpha: float, power: float) -> float:
+    """The noncentrality at which the two-sided level-alpha t test on ``df`` has ``power``."""
+    return noncentrality_for_power(df, float(scipy_stats.t.ppf(1 - alpha / 2, df)), power)
+
+
+# ---------------------------------------------------------------- the contrasts, per seed
+
+
+def _value(cell: Cell | None, seed: int) -> float | None:
+    row = (cell or {}).get(seed)
+    return None if row is None else row.get(PRIMARY_METRIC)
+
+
+def primary_contrasts(students: Mapping[tuple[float, float], Cell], grid: Grid) -> tuple[dict[int, float], list[int]]:
+    """Per seed: mean over the grid's (alpha, T) of LS-teacher minus plain-teacher student at T.
+
+    ``students`` are the cells of the grid's loss. Returns the contrasts of the seeds that have
+    every cell, and the seeds left out because some cell lacks them."""
+    pairs = [(a, t) for a in grid.alphas for t in grid.temperatures if (a, t) in students]
+    seeds = sorted({s for key in pairs for s in students[key]} | {s for t in grid.temperatures
+                                                                 for s in students.get((PLAIN_ALPHA, t), {})})
+    contrasts, incomplete = {}, []
+    for seed in seeds:
+        diffs = []
+        for alpha, t in pairs:
+            ls, plain = _value(students[(alpha, t)], seed), _value(students.get((PLAIN_ALPHA, t)), seed)
+            diffs.append(None if ls is None or plain is None else ls - plain)
+        if diffs and None not in diffs:
+            contrasts[seed] = float(np.mean(diffs))
+        else:
+            incomplete.append(seed)
+    return contrasts, incomplete
+
+
+def precondition_contrasts(students: Mapping[tuple[float, float], Cell], alone: Cell | None,
+                           temperatures: Sequence[float]) -> tuple[dict[int, float], list[int]]:
+    """Per seed: plain-teacher students (mean over ``temperatures``) minus the student alone."""
+    plain = [students.get((PLAIN_ALPHA, t)) for t in temperatures]
+    seeds = sorted(set(alone or {}) | {s for cell in plain for s in (cell or {})})
+    contrasts, incomplete = {}, []
+    for seed in seeds:
+        values = [_value(cell, seed) for cell in plain]
+        reference = _value(alone, seed)
+        if values and None not in values and reference is not None:
+            contrasts[seed] = float(np.mean(values)) - reference
+        else:
+            incomplete.append(seed)
+    return contrasts, incomplete
+
+
+def _pp(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else 100 * value
+
+
+def decision(question: str, contrasts: Mapping[int, float], incomplete: list[int], alpha: float, margin: float,
+             positive: str, negative: str) -> dict[str, Any]:
+    """The JSON entry of one tested contrast: word, estimate and interval in pp, n, p and more."""
+    test = Test(tuple(contrasts[s] for s in sorted(contrasts)), alpha, margin)
+    low, high = test.interval()
+    mde = test.minimum_detectable_effect()
+    return {"question": question, "word": test.word(positive, negative), "estimate_pp": _pp(test.estimate()),
+            "ci_pp": [_pp(low), _pp(high)], "level": 1 - alpha, "alpha": alpha, "n": test.n, "p": test.p_value(),
+            "tost_p": test.tost_p(), "margin_pp": 100 * margin, "se_pp": _pp(test.se()),
+            "mde_pp": _pp(mde), "seeds_needed": test.seeds_needed(),
+            "per_seed": [{"seed": s, "contrast_pp": 100 * contrasts[s]} for s in sorted(contrasts)],
+            "incomplete_seeds": incomplete}
