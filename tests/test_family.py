@@ -1,6 +1,6 @@
-"""The family-wise decision (kd_ls.verdict.family): Bonferroni intervals, words, minimum detectable
-effect and seeds needed, each against an independent reference (scipy directly, a simulation, a
-direct search)."""
+"""The secondary family (kd_ls.verdict.family): Holm's decisions, Bonferroni intervals, words,
+minimum detectable effect and seeds needed, each against an independent reference (the step-down
+written out by hand, scipy directly, a simulation, a direct search)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from kd_ls.verdict.family import RESOLUTION, Family, assess, decide, family_of, minimum_detectable_effect, seeds_needed
+from kd_ls.verdict.family import (RESOLUTION, Family, assess, decide_family, family_of, holm, minimum_detectable_effect,
+                                  p_value, seeds_needed)
 from kd_ls.verdict.stats import Estimate, mean_estimate
 
 DIFFS = [-0.012, -0.020, -0.031, -0.008, -0.017]  # hand-made paired differences (fractions)
@@ -33,28 +34,58 @@ def test_family_counts_only_comparisons_with_an_interval():
     assert family.describe()["per_comparison_level"] == pytest.approx(1 - 0.05 / 2)
 
 
-@pytest.mark.parametrize(
-    ("estimate", "word"),
-    [
-        (Estimate(-0.02, 0.002, 9, 10), "worse"),
-        (Estimate(0.02, 0.002, 9, 10), "better"),
-        (Estimate(0.001, 0.001, 29, 30), "no detectable difference"),  # half-width ~0.2 pp <= 0.5 pp
-        (Estimate(-0.02, 0.01, 2, 3), "undecided"),  # contains 0, half-width >> 0.5 pp
-        (Estimate(-0.40, math.nan, 0, 1), "undecided (n = 1)"),
-        (Estimate(-0.01, math.nan, 0, 2, rows_per_seed=2, parameters=2, parameters_per_seed=1), "undecided (df = 0)"),
-    ],
-)
-def test_words(estimate, word):
-    entry = assess(estimate, Family(3))
-    assert entry["verdict"] == word
+def _holm_by_hand(p_values, level=0.05):
+    """Holm's step-down as in Holm (1979): sort, reject while p_(i) <= level / (m - i), stop at the first
+    that is not; adjusted p_(i) = max over j <= i of min(1, (m - j) * p_(j))."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    reject, adjusted, running, going = [False] * m, [0.0] * m, 0.0, True
+    for rank, i in enumerate(order):
+        going = going and p_values[i] <= level / (m - rank)
+        reject[i] = going
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return reject, adjusted
+
+
+@pytest.mark.parametrize("p_values", [[0.001, 0.04, 0.03, 0.2], [0.01, 0.011, 0.012, 0.013, 0.9], [0.5, 0.6],
+                                      [0.0001, 0.0002, 0.049]])
+def test_holm_matches_the_step_down_written_out(p_values):
+    reject, adjusted = holm(p_values)
+    expected_reject, expected_adjusted = _holm_by_hand(p_values)
+    assert reject == expected_reject
+    assert adjusted == pytest.approx(expected_adjusted)
+
+
+def test_holm_decides_more_than_bonferroni_never_less():
+    p_values = [0.010, 0.013, 0.016, 0.5]  # Bonferroni (0.0125) rejects one; Holm steps on to three
+    reject, _ = holm(p_values)
+    assert reject == [True, True, True, False]
+    assert sum(p <= 0.05 / len(p_values) for p in p_values) == 1
+
+
+def test_p_value_is_scipy_two_sided_t_test():
+    estimate = mean_estimate(DIFFS)
+    assert p_value(estimate) == pytest.approx(stats.ttest_1samp(DIFFS, 0.0).pvalue)
+
+
+def test_words_come_from_holm_and_never_say_no_difference():
+    clear = ({}, mean_estimate([-0.020, -0.021, -0.019, -0.022]))
+    tight_null = ({}, mean_estimate([0.0001, -0.0001, 0.0002, -0.0002, 0.0]))
+    single = ({}, mean_estimate([0.3]))
+    decide_family([clear, tight_null, single])
+    assert clear[0]["verdict"] == "worse" and clear[0]["holm_decided"]
+    assert tight_null[0]["verdict"] == "undecided"  # a tight interval round 0 is no equivalence test
+    assert single[0]["verdict"] == "undecided (n = 1)" and single[0]["p"] is None
 
 
 def test_a_95_percent_decision_can_be_undecided_in_the_family():
-    estimate = mean_estimate([-0.010, -0.014, -0.006])  # 95% CI excludes 0, Bonferroni over 10 does not
-    entry = assess(estimate, Family(10))
+    estimate = mean_estimate([-0.010, -0.014, -0.006])  # p = 0.03 alone; Holm over 10 needs 0.005
+    entries = [({}, estimate)] + [({}, mean_estimate([0.01, -0.01, 0.02])) for _ in range(9)]
+    decide_family(entries)
+    entry = entries[0][0]
     assert entry["high"] < 0 < entry["family_high"]
-    assert entry["verdict"] == "undecided"
-    assert decide(estimate, entry["low"], entry["high"]) == "worse"  # the per-comparison interval would say worse
+    assert entry["verdict"] == "undecided" and not entry["holm_decided"]
 
 
 def test_minimum_detectable_effect_has_80_percent_power_by_simulation():

@@ -123,7 +123,7 @@ def test_clear_gain_is_better_under_the_family_wise_interval():
     assert entry["family_low"] > 0 and entry["verdict"] == BETTER
 
 
-def test_words_and_summary_state_the_family_wise_decision():
+def test_words_and_summary_state_the_holm_decision():
     rows = [student(s, 0.0, 2, 0.80) for s in range(3)]
     rows += [student(s, 0.1, 2, 0.80 - d) for s, d in enumerate([0.010, 0.011, 0.009])]
     rows += [student(s, 0.2, 2, 0.80 + d) for s, d in enumerate([0.010, 0.011, 0.009])]
@@ -132,14 +132,14 @@ def test_words_and_summary_state_the_family_wise_decision():
     assert paired_entry(verdict, 2.0, 0.1)["verdict"] == "worse"
     assert paired_entry(verdict, 2.0, 0.2)["verdict"] == "better"
     assert any(line.startswith("T=2: LS-teacher (alpha=0.1) students are worse than plain-teacher students by 1.00 pp "
-                               "[family-wise CI") for line in verdict["summary"])
+                               "(95% CI [") and "exploratory" in line and "Holm p" in line for line in verdict["summary"])
 
 
 def test_undecided_sentence_says_how_far_from_a_decision():
     summary = build_verdict(STUDY)["summary"]
     [line] = [s for s in summary if s.startswith("T=4: LS-teacher (alpha=0.1)")]
     assert ": undecided, -2.00 pp" in line and "95% CI [-4.48, 0.48]" in line
-    assert "smallest effect it could detect" in line and "seeds would resolve ±0.50 pp" in line
+    assert "smallest effect it could detect" in line and "seeds would bring its family-wise half-width to ±0.50 pp" in line
 
 
 def test_single_seed_is_undecided_never_not_different():
@@ -220,7 +220,7 @@ def test_verdict_is_strict_json_and_markdown_renders():
     for heading in ("### T=4", "## Müller's protocol", "## Teachers", "## Teacher accuracy held equal",
                     "## Mechanism", "## Teacher-student gap", "## Students trained alone", "<details>"):
         assert heading in markdown, heading
-    assert "| 0.1 | -2.00 | [" in markdown and "| [-4.48, 0.48] | 3 |" in markdown
+    assert "| 0.1 | -2.00 | [-4.48, 0.48] | [" in markdown  # diff, its 95% CI, then the family-wise CI
     assert "| 0.1 | 82.00 [" in markdown  # the alpha x T accuracy table: alpha 0.1 at T=1
     assert "Failed runs left out: 2." in markdown
 

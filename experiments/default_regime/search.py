@@ -6,7 +6,9 @@ trains, for one named setting and three seeds:
 
 * a teacher (plain, alpha = 0; optionally label-smoothed ones with ``--alphas``),
 * the student trained alone (cross-entropy, same augmentation),
-* the student distilled from the teacher of the same seed at every temperature,
+* the student distilled from the teacher of the same seed at every temperature (from the
+  label-smoothed teachers too with ``--distil-alphas``, which also prints issue 20's
+  precondition and primary),
 
 and prints teacher accuracy, student-alone accuracy, distilled accuracy per T, the paired
 gain (distilled - alone) with a 95% Student-t interval over seeds, wall time per run, the
@@ -83,12 +85,17 @@ class Setting:
     lr: float = 3e-3
     wd: float = 0.05
     batch_size: int = 128
+    student_batch_size: int | None = None  # None: batch_size (the teacher's)
     shift: int = 0  # max shift; V = 2 * shift + 1 views
     shift_mode: str = "circular"  # circular | zero
     student_shift: int | None = None  # max shift the students see (None: same as the teacher's)
     beta: float = 1.0
     temperatures: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     seeds: tuple[int, ...] = (0, 1, 2)
+
+    @property
+    def student_batch(self) -> int:
+        return self.batch_size if self.student_batch_size is None else self.student_batch_size
 
     @property
     def num_views(self) -> int:
@@ -114,6 +121,10 @@ SETTINGS: dict[str, Setting] = {
     # Recommended: conv1d teacher trained on circular shifts (9 views), MLP student on unshifted signals.
     "mlp512_6k_tshift4": _s(num_samples=6000, teacher_epochs=20, shift=4, student_shift=0,
                             student_kwargs={"widths": [512, 512]}, student_epochs=40),
+    # Issue 20: more data (teacher >= 97%), patient students (80 epochs at batch 256), T in {1, 2, 4}.
+    "mlp512_8k_tshift4_80ep": _s(num_samples=8000, teacher_epochs=20, shift=4, student_shift=0,
+                                 student_kwargs={"widths": [512, 512]}, student_epochs=80, student_batch_size=256,
+                                 temperatures=(1.0, 2.0, 4.0)),
 }
 
 
@@ -255,28 +266,53 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
     return m, m - h, m + h
 
 
-def run_students(s: Setting, data: Data, caches: dict[int, Tensor], epochs: int, temps: tuple[float, ...],
-                 timings: list[float]) -> dict[str, list[float]]:
-    """Student alone and distilled per T, for every seed; dict key 'alone' or 'T=<t>'."""
+def run_students(s: Setting, data: Data, caches: dict[float, dict[int, Tensor]], epochs: int,
+                 temps: tuple[float, ...], timings: list[float]) -> dict[str, list[float]]:
+    """Student alone and distilled from each cached teacher per T, for every seed.
+
+    Keys: 'alone', 'T=<t>' (plain teacher) and 'a=<alpha> T=<t>' (label-smoothed teacher)."""
     res: dict[str, list[float]] = {"alone": []}
     TRAIN_ACC.clear()
     for seed in s.seeds:
         t0 = time.process_time()
         torch.manual_seed(seed)
-        res["alone"].append(train(build(s.student, s.student_kwargs), data, epochs, s.lr, s.wd, s.batch_size, seed,
+        res["alone"].append(train(build(s.student, s.student_kwargs), data, epochs, s.lr, s.wd, s.student_batch, seed,
                                   max_shift=s.student_shift))
         timings.append(time.process_time() - t0)
-        for t in temps:
-            t0 = time.process_time()
-            torch.manual_seed(seed)  # same init as the student alone
-            acc = train(build(s.student, s.student_kwargs), data, epochs, s.lr, s.wd, s.batch_size, seed,
-                        teacher_logits=caches[seed], temperature=t, beta=s.beta, max_shift=s.student_shift)
-            timings.append(time.process_time() - t0)
-            res.setdefault(f"T={t:g}", []).append(acc)
-    per = len(temps) + 1
-    train_acc = {k: float(np.mean(TRAIN_ACC[i::per])) for i, k in enumerate(["alone", *(f"T={t:g}" for t in temps)])}
+        for alpha, by_seed in caches.items():
+            for t in temps:
+                t0 = time.process_time()
+                torch.manual_seed(seed)  # same init as the student alone
+                acc = train(build(s.student, s.student_kwargs), data, epochs, s.lr, s.wd, s.student_batch, seed,
+                            teacher_logits=by_seed[seed], temperature=t, beta=s.beta, max_shift=s.student_shift)
+                timings.append(time.process_time() - t0)
+                res.setdefault(student_key(alpha, t), []).append(acc)
+    keys = list(res)
+    train_acc = {k: float(np.mean(TRAIN_ACC[i::len(keys)])) for i, k in enumerate(keys)}
     print("  train acc (unshifted train split): " + ", ".join(f"{k} {v:.1f}" for k, v in train_acc.items()), flush=True)
     return res
+
+
+def student_key(alpha: float, t: float) -> str:
+    """Result key of a student distilled from the teacher with smoothing alpha at temperature t."""
+    return f"T={t:g}" if alpha == 0.0 else f"a={alpha:g} T={t:g}"
+
+
+def decisions(res: dict[str, list[float]], alphas: list[float], temps: tuple[float, ...]) -> dict[str, Any]:
+    """Issue 20's precondition and primary, per seed then a t interval over seeds.
+
+    Precondition: mean over T of plain-teacher students minus the student alone.
+    Primary: mean over LS alphas and T of LS-teacher students minus mean over T of plain-teacher students."""
+    plain = np.mean([res[student_key(0.0, t)] for t in temps], axis=0)
+    out = {"precondition": paired(res["alone"], list(plain))}
+    ls = [a for a in alphas if a != 0.0]
+    if ls:
+        smoothed = np.mean([res[student_key(a, t)] for a in ls for t in temps], axis=0)
+        out["primary"] = paired(list(plain), list(smoothed))
+    for name, (m, lo, hi) in out.items():
+        print(f"  {name}: {m:+.2f} [{lo:+.2f}, {hi:+.2f}] (n={len(res['alone'])})"
+              f"{'  decided' if lo > 0 or hi < 0 else ''}", flush=True)
+    return {k: {"estimate": v[0], "ci": [v[1], v[2]]} for k, v in out.items()}
 
 
 def fmt(xs: list[float]) -> str:
@@ -303,7 +339,10 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override Setting fields (Python literals), e.g. student_epochs=60 shift=4")
     p.add_argument("--alphas", nargs="*", type=float, default=[0.0],
-                   help="teacher label-smoothing values to train (students are distilled from alpha=0 only)")
+                   help="teacher label-smoothing values to train")
+    p.add_argument("--distil-alphas", nargs="*", type=float, default=[0.0],
+                   help="teachers (by alpha, from --alphas) whose students are trained; 0 and an LS alpha give "
+                        "the primary")
     p.add_argument("--convergence", action="store_true", help="also train every student with doubled epochs")
     p.add_argument("--conv-temps", nargs="*", type=float, default=None,
                    help="temperatures for the convergence check (default: all)")
@@ -330,7 +369,8 @@ def main() -> None:
 
     teacher_t, cache_t, student_t = [], [], []
     teachers: dict[float, list[float]] = {}
-    caches: dict[int, Tensor] = {}
+    caches: dict[float, dict[int, Tensor]] = {}
+    wall0 = time.time()
     for alpha in args.alphas:
         for seed in s.seeds:
             t0 = time.process_time()
@@ -339,26 +379,28 @@ def main() -> None:
             acc = train(tm, data, s.teacher_epochs, s.teacher_lr, s.teacher_wd, s.batch_size, 1000 + seed, alpha=alpha)
             teacher_t.append(time.process_time() - t0)
             teachers.setdefault(alpha, []).append(acc)
-            if alpha == 0.0:
+            if alpha in args.distil_alphas:
                 t0 = time.process_time()
-                caches[seed] = cache_logits(tm, data.train_views)
+                caches.setdefault(alpha, {})[seed] = cache_logits(tm, data.train_views)
                 cache_t.append(time.process_time() - t0)
         print(f"  teacher alpha={alpha:g}: {fmt(teachers[alpha])}  [{', '.join(f'{a:.2f}' for a in teachers[alpha])}]"
               f"  ({np.mean(teacher_t):.1f} s/run)", flush=True)
     if args.teachers_only:
         return
-    if not caches:
-        raise SystemExit("--alphas must include 0 (students are distilled from the plain teacher)")
+    if 0.0 not in caches:
+        raise SystemExit("--alphas and --distil-alphas must include 0 (the plain teacher)")
 
     res = run_students(s, data, caches, s.student_epochs, s.temperatures, student_t)
     out: dict[str, Any] = {"setting": name, "config": dataclasses.asdict(s),
                            "teachers": {str(a): v for a, v in teachers.items()}}
     out["students"] = report(res, f"students ({s.student_epochs} ep)")
+    out["decisions"] = decisions(res, list(caches), s.temperatures)
     t_teacher, t_cache, t_student = np.mean(teacher_t), np.mean(cache_t), np.mean(student_t)
     study = (9 * (t_teacher + t_cache) + 42 * t_student) / 2
     print(f"  CPU time/run (1 thread): teacher {t_teacher:.1f} s (+cache {t_cache:.2f} s), student {t_student:.1f} s;"
           f" projected 51-run study on 2 cores: {study:.0f} s", flush=True)
-    out["timing"] = {"teacher_s": t_teacher, "cache_s": t_cache, "student_s": t_student, "study_s": study}
+    out["timing"] = {"teacher_s": t_teacher, "cache_s": t_cache, "student_s": t_student, "study_s": study,
+                     "wall_s": time.time() - wall0, "loadavg_end": Path("/proc/loadavg").read_text().split()[:3]}
 
     if args.convergence:
         temps = tuple(args.conv_temps) if args.conv_temps is not None else s.temperatures

@@ -10,16 +10,19 @@ Both are contrasts computed per seed and then tested over seeds (science.md §6)
   ("helps" / "hurts" / "equivalent" / "undecided").
 
 A seed enters only when it has every cell of the contrast, so every seed's contrast averages the
-same cells. The t test, its interval and the TOST come from statsmodels (DescrStatsW); the tests
-check them against hand-computed t intervals and by simulation.
+same cells. The t test, its interval and the TOST are the textbook one-sample forms on scipy's t
+distribution (scipy.special's stdtr / stdtrit: fast enough to simulate thousands of studies); the tests check them against
+statsmodels' DescrStatsW, hand-computed t intervals and by simulation.
 """
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy import special
 from scipy import stats as scipy_stats
 
 from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC, Cell
@@ -43,7 +46,7 @@ class Grid:
 
 
 @dataclass(frozen=True)
-class Test:
+class SeedTest:
     """A one-sample t test of per-seed contrasts at level ``alpha`` (two-sided), with its TOST."""
 
     values: tuple[float, ...]
@@ -55,41 +58,49 @@ class Test:
         """Seeds with a contrast."""
         return len(self.values)
 
-    def _stats(self) -> Any:
-        from statsmodels.stats.weightstats import DescrStatsW
-
-        return DescrStatsW(np.asarray(self.values, dtype=float))
+    @cached_property
+    def _moments(self) -> tuple[float | None, float | None]:
+        """Mean and sample sd (n - 1) of the contrasts, computed once."""
+        if not self.n:
+            return None, None
+        mean = math.fsum(self.values) / self.n
+        if self.n < 2:
+            return mean, None
+        return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in self.values) / (self.n - 1))
 
     def testable(self) -> bool:
         """At least 2 seeds and some spread: a t statistic exists."""
-        return self.n >= 2 and float(np.std(self.values)) > 0
+        return self.n >= 2 and self._moments[1] > 0
 
     def estimate(self) -> float | None:
         """Mean contrast over seeds (None without seeds)."""
-        return float(np.mean(self.values)) if self.n else None
+        return self._moments[0]
 
     def se(self) -> float | None:
         """Standard error of the mean contrast."""
-        return float(np.std(self.values, ddof=1) / math.sqrt(self.n)) if self.n >= 2 else None
+        sd = self._moments[1]
+        return None if sd is None else sd / math.sqrt(self.n)
 
     def interval(self) -> tuple[float | None, float | None]:
         """The two-sided (1 - alpha) t interval of the mean."""
         if not self.testable():
             return None, None
-        low, high = self._stats().tconfint_mean(alpha=self.alpha)
-        return float(low), float(high)
+        half = float(special.stdtrit(self.n - 1, 1 - self.alpha / 2)) * self.se()
+        return self.estimate() - half, self.estimate() + half
 
     def p_value(self) -> float | None:
         """Two-sided p of the t test of mean 0."""
         if not self.testable():
             return None
-        return float(self._stats().ttest_mean(0.0)[1])
+        return float(2 * special.stdtr(self.n - 1, -abs(self.estimate()) / self.se()))
 
     def tost_p(self) -> float | None:
         """p of the two one-sided tests of |mean| >= margin (the larger of the two one-sided p)."""
         if not self.testable():
             return None
-        return float(self._stats().ttost_mean(-self.margin, self.margin)[0])
+        mean, se = self.estimate(), self.se()
+        below, above = (mean + self.margin) / se, (self.margin - mean) / se
+        return float(max(special.stdtr(self.n - 1, -below), special.stdtr(self.n - 1, -above)))
 
     def word(self, positive: str = BETTER, negative: str = WORSE) -> str:
         """The decision: ``negative`` / ``positive`` when the test rejects 0, EQUIVALENT when the
@@ -100,6 +111,12 @@ class Test:
         if p < self.alpha:
             return positive if self.estimate() > 0 else negative
         return EQUIVALENT if self.tost_p() < self.alpha else UNDECIDED
+
+    def summary(self, positive: str = BETTER, negative: str = WORSE) -> dict[str, Any]:
+        """What a look records: the word, the estimate and interval in pp, p and the TOST's p."""
+        low, high = self.interval()
+        return {"word": self.word(positive, negative), "estimate_pp": _pp(self.estimate()),
+                "ci_pp": [_pp(low), _pp(high)], "p": self.p_value(), "tost_p": self.tost_p()}
 
     def minimum_detectable_effect(self, power: float = POWER) -> float | None:
         """Smallest true effect this test would decide with probability ``power`` (noncentral t
@@ -113,8 +130,10 @@ class Test:
         alpha (the observed sd held fixed); None when the estimate is 0 or more than ``most``."""
         if not self.testable() or self.estimate() == 0:
             return None
-        sd, effect = float(np.std(self.values, ddof=1)), abs(self.estimate())
-        for n in range(2, most + 1):
+        sd, effect = self._moments[1], abs(self.estimate())
+        # The normal approximation is a lower bound (t quantiles are larger): search up from there.
+        z = scipy_stats.norm.ppf(1 - self.alpha / 2) + scipy_stats.norm.ppf(power)
+        for n in range(max(2, math.floor((z * sd / effect) ** 2)), most + 1):
             if _noncentrality(n - 1, self.alpha, power) * sd / math.sqrt(n) <= effect:
                 return n
         return None
@@ -177,12 +196,9 @@ def _pp(value: float | None) -> float | None:
 def decision(question: str, contrasts: Mapping[int, float], incomplete: list[int], alpha: float, margin: float,
              positive: str, negative: str) -> dict[str, Any]:
     """The JSON entry of one tested contrast: word, estimate and interval in pp, n, p and more."""
-    test = Test(tuple(contrasts[s] for s in sorted(contrasts)), alpha, margin)
-    low, high = test.interval()
-    mde = test.minimum_detectable_effect()
-    return {"question": question, "word": test.word(positive, negative), "estimate_pp": _pp(test.estimate()),
-            "ci_pp": [_pp(low), _pp(high)], "level": 1 - alpha, "alpha": alpha, "n": test.n, "p": test.p_value(),
-            "tost_p": test.tost_p(), "margin_pp": 100 * margin, "se_pp": _pp(test.se()),
-            "mde_pp": _pp(mde), "seeds_needed": test.seeds_needed(),
+    test = SeedTest(tuple(contrasts[s] for s in sorted(contrasts)), alpha, margin)
+    return {"question": question, **test.summary(positive, negative), "level": 1 - alpha, "alpha": alpha,
+            "n": test.n, "margin_pp": 100 * margin, "se_pp": _pp(test.se()),
+            "mde_pp": _pp(test.minimum_detectable_effect()), "seeds_needed": test.seeds_needed(),
             "per_seed": [{"seed": s, "contrast_pp": 100 * contrasts[s]} for s in sorted(contrasts)],
             "incomplete_seeds": incomplete}
