@@ -49,6 +49,13 @@ STUDY_CASES = [
     ({"teacher": {"schedule": "multistep", "milestones": [0.5, 1.5]}},
      "study.teacher.milestones: must lie in (0, 1) (fractions of the run), got [0.5, 1.5]"),
     ({"alphas": [0.1, 0.1]}, "study.alphas: values must be distinct, got [0.1, 0.1]"),
+    ({"primary": {"precondition": "poold"}}, "study.primary.precondition: must be one of pooled, val_chosen; got "
+                                             "'poold'; did you mean pooled?"),
+    ({"primary": {"alphas": [0.5]}}, "study.primary.alphas[0]: 0.5 is not an LS alpha of the study"),
+    ({"primary": {"margin_pp": 0}}, "study.primary.margin_pp: must be > 0, got 0.0"),
+    ({"primary": {"marign_pp": 1}}, "study.primary.marign_pp: unknown key; allowed: alphas, temperatures, loss, "
+                                    "margin_pp, precondition; did you mean margin_pp?"),
+    ({"until_decided": {"max_seeds": 1}}, "study.until_decided.max_seeds: must be more than the study's"),
     ({"temperatures": [2, 2]}, "study.temperatures: values must be distinct, got [2.0, 2.0]"),
     ({"ls_temperatures": [1, 1]}, "study.ls_temperatures: values must be distinct, got [1.0, 1.0]"),
     ({"beta": float("nan")}, "study.beta: must be a finite number, got nan"),

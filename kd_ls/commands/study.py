@@ -7,16 +7,14 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from kd_ls.commands.errors import ArgumentParser
-from kd_ls.lightning.quiet import set_verbose
 
 
 def study_command(argv: Sequence[str]) -> int:
     """kd-ls study [--config FILE] [--jobs N] [--output DIR] [--dry-run]: run a whole study, print its verdict.
 
     Returns 0 when every planned run finished, 1 when some failed (the verdict, written all the
-    same, says it is incomplete)."""
-    from kd_ls.study import load_study, run_study
-
+    same, says it is incomplete). The library is imported after the arguments are parsed, so
+    `--help` and usage errors answer at once."""
     parser = ArgumentParser(prog="kd-ls study", description="Run a teacher/student study and print its verdict.")
     parser.add_argument("--config", help="study file (YAML); default: the shipped MNIST-1D default study")
     parser.add_argument("--jobs", type=int, default=None,
@@ -39,8 +37,18 @@ def study_command(argv: Sequence[str]) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (runs by role, which are finished, estimated cost) and train nothing")
+    parser.add_argument("--adopt", action="store_true",
+                        help="take over a study folder that belongs to another study file, and grow it from this one")
+    parser.add_argument("--new", metavar="NAME",
+                        help="write a starter study file (a copy of the default study with name NAME and output "
+                             "runs/study/NAME) to ./NAME.yaml, or to NAME when it ends in .yaml; trains nothing")
     parser.add_argument("--verbose", action="store_true", help="every Lightning and W&B message (KD_LS_VERBOSE=1)")
     args = parser.parse_args(argv)
+    if args.new is not None:
+        return new_study_file(args.new)
+    from kd_ls.lightning.quiet import set_verbose
+    from kd_ls.study import load_study, run_study
+
     set_verbose(args.verbose)
     if args.jobs is not None and args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
@@ -62,11 +70,23 @@ def study_command(argv: Sequence[str]) -> int:
         from kd_ls.study.runner import default_jobs
 
         local = study.cluster.executor == "local"
-        print(describe(study, parallel=(args.jobs or default_jobs(study)) if local else study.cluster.max_parallel))
+        print(describe(study, parallel=(args.jobs or default_jobs(study)) if local else study.cluster.max_parallel,
+                       source=args.config))
         return 0
-    verdict = run_study(study, jobs=args.jobs, progress=not args.no_progress, source=args.config)
+    verdict = run_study(study, jobs=args.jobs, progress=not args.no_progress, source=args.config, adopt=args.adopt)
     print_verdict(verdict, Path(study.output))
     return incomplete_status(verdict)
+
+
+def new_study_file(name: str) -> int:
+    """`kd-ls study --new NAME`: write the starter study file and say how to run it."""
+    from kd_ls.study.ownership import write_starter
+
+    name, path = write_starter(name)
+    print(f"Wrote {path}: a copy of the default study named '{name}', writing to runs/study/{name}.\n"
+          f"Edit it (grid, seeds, recipes), then:\n  kd-ls study --config {path} --dry-run   # the plan and its cost\n"
+          f"  kd-ls study --config {path}             # run it")
+    return 0
 
 
 def sequential_study(study: Any, max_seeds: Optional[int], round_size: Optional[int]) -> Any:

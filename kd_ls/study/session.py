@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import hashlib
+import json
 import os
 import socket
 from contextlib import contextmanager
@@ -17,11 +18,12 @@ from kd_ls.io import atomic_write_json
 from kd_ls.layout import StudyLayout
 from kd_ls.study.plan import PlannedRun, plan_study
 from kd_ls.lightning.quiet import quiet
-from kd_ls.study.progress import StudyProgress
+from kd_ls.study.ownership import claim_folder
+from kd_ls.study.progress import StudyProgress, stage
 from kd_ls.report.history import declare_primary
 from kd_ls.report.write import collect_rows, decide, write_report
 from kd_ls.study.runner import INTERRUPTED, ProgressFn, default_jobs, execute_study, submitit_executor
-from kd_ls.study.spec import DEFAULT_STUDY, Study, StudyError
+from kd_ls.study.spec import Study, StudyError
 from kd_ls.verdict import sequential
 
 
@@ -90,9 +92,12 @@ def seed_rounds(study: Study) -> list[list[int]]:
     return [every[:n] for n in looks]
 
 
-def source_sha256(source: Optional[Path]) -> str:
-    """SHA-256 of the study file (the shipped default study's when there is none)."""
-    return hashlib.sha256(Path(source).read_bytes() if source else DEFAULT_STUDY.read_bytes()).hexdigest()
+def source_sha256(study: Study, source: Optional[Path]) -> str:
+    """SHA-256 of the study file `source`; without one (the shipped default study, or a study built
+    in code), of the study's canonical JSON."""
+    if source is not None:
+        return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    return hashlib.sha256(json.dumps(study.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 def _note_unplanned(display: StudyProgress, study_dir: Path, study: Study) -> None:
@@ -116,11 +121,14 @@ def progress_events(display: StudyProgress) -> ProgressFn:
 
 
 def run_study(study: Study, jobs: Optional[int] = None, progress: bool = True,
-              source: Optional[Path] = None) -> dict[str, Any]:
+              source: Optional[Path] = None, adopt: bool = False) -> dict[str, Any]:
     """Run every unfinished run of `study`, then write and return its verdict.
 
+    The folder must belong to the study file `source` (or be new, or `adopt` it): else a
+    StudyError before anything is written (kd_ls/study/ownership.py).
+
     The primary question is declared in the folder's history before any run, with the hash of
-    the study file `source` (None: the shipped default study). With `until_decided`, seeds are
+    the study file `source` (None: the default study, or one built in code: its canonical JSON). With `until_decided`, seeds are
     added a round at a time (only the new seeds' runs train) until the primary is decided at a
     planned look or `max_seeds` is reached. `jobs` runs execute at once (default:
     runner.default_jobs); it changes speed, never results. Holds the study folder's lock
@@ -128,10 +136,11 @@ def run_study(study: Study, jobs: Optional[int] = None, progress: bool = True,
     one. SIGINT / SIGTERM stop it in order (kd_ls/interrupts.py): `Interrupted` is raised, and
     the next call resumes."""
     with interrupts.handling(), interrupts.raising():
-        return _run_study(study, jobs, progress, source_sha256(source))
+        return _run_study(study, jobs, progress, source_sha256(study, source), source, adopt)
 
 
-def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str) -> dict[str, Any]:
+def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str, source: Optional[Path],
+               adopt: bool) -> dict[str, Any]:
     jobs = jobs or default_jobs(study)
     study_dir = make_folder(study)
     executor = submitit_executor(study, study_dir) if study.cluster.executor != "local" else None
@@ -139,11 +148,14 @@ def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str) -
     quiet()  # W&B's summary run and the report run in this process, outside any run's harness
     parallel = study.cluster.max_parallel if executor else jobs
     with study_lock(study_dir):
+        owner_note = claim_folder(study_dir, source, adopt)
         declare_primary(study_dir, study.to_dict(), sha256)
         for number, seeds in enumerate(rounds, start=1):
             grown = dataclasses.replace(study, seeds=seeds)
             runs = plan_study(grown)
             with StudyProgress(runs, study_dir, parallel, enabled=progress) as display:
+                if number == 1 and owner_note:
+                    display.note(owner_note)
                 if number == 1:
                     _note_unplanned(display, study_dir, dataclasses.replace(study, seeds=rounds[-1]))
                 if number > 1:
@@ -153,7 +165,8 @@ def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str) -
                 execute_study(grown, study_dir, jobs=jobs, on_event=progress_events(display), executor=executor)
             if number < len(rounds) and decide(study_dir, collect_rows(study_dir))["primary"]["word"] != "undecided":
                 break
-        verdict = write_report(study_dir)
+        with stage("writing verdict, report, plots", study_dir, enabled=progress):
+            verdict = write_report(study_dir)
     if study.logger == "wandb":
         from kd_ls.study.tracking import log_study_summary
 

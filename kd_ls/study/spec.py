@@ -331,6 +331,9 @@ def _check_primary(study: Study) -> None:
         _require(t in ls_temperatures and t in study.temperatures,
                  f"study.primary.temperatures[{i}]: {t:g} is not a temperature both plain and LS teachers are "
                  f"distilled at; choose from {', '.join(f'{x:g}' for x in ls_temperatures if x in study.temperatures)}")
+    _require(primary.loss is None or primary.loss in study.losses,
+             f"study.primary.loss: must be one of study.losses ({', '.join(study.losses)}); got {primary.loss!r}"
+             + did_you_mean(primary.loss, study.losses))
     _require(primary.margin_pp > 0, f"study.primary.margin_pp: must be > 0, got {primary.margin_pp}")
     _require(primary.precondition in PRECONDITION_MODES,
              f"study.primary.precondition: must be one of {', '.join(PRECONDITION_MODES)}; got {primary.precondition!r}"

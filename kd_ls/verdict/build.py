@@ -253,6 +253,8 @@ def _primary(students: StudentCells, baselines: dict[float, Cell], history: dict
            if chosen is not None else "at the plain teacher's val-chosen T (none: no val_acc)"),
         {s: pre_contrasts[s] for s in seeds if s in pre_contrasts}, pre_incomplete, alpha, margin, HELPS, HURTS)
     precondition.update({"mode": mode, "temperatures": temperatures})
+    if PLAIN_ALPHA not in baselines:
+        precondition["why"] = "no student trained alone (baselines.alone: false), so it cannot be tested"
     if look is None:
         for entry in (primary, precondition):
             entry["word"] = "undecided"

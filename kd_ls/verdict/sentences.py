@@ -160,7 +160,8 @@ def headline(verdict: Mapping[str, Any]) -> str:
                      f"({declaration['alpha_budget']:.3g}).")
     pre_word = (f"distillation makes no difference larger than {margin}" if pre["word"] == "equivalent"
                 else _PRECONDITION[pre["word"]])
-    parts.append(f"Precondition: {pre_word}, {_numbers(pre)}.")
+    parts.append(f"Precondition: {pre_word}, {pre['why']}." if pre.get("why") else
+                 f"Precondition: {pre_word}, {_numbers(pre)}.")
     if pre["word"] == "helps":
         parts.append(f"The study is in the claim's regime: {_MEANING[primary['word']]}.")
     else:
@@ -180,8 +181,8 @@ def _next_step(verdict: Mapping[str, Any]) -> str:
             return f"run the study again to reach its planned looks (at {', '.join(map(str, left))} seeds)."
         needed = primary.get("seeds_needed")
         size = f"; about {needed} seeds would decide an effect of this size" if needed else ""
-        return ("plan more seeds before the next look: a new study folder with --until-decided --max-seeds N"
-                f"{size} (alpha already spent here is not spent again)."
+        return ("this study's planned looks have spent its 5%, so more seeds here decide nothing; plan them "
+                f"before looking, in a new study folder with --until-decided --max-seeds N{size}."
                 if design["alpha"] - design["alpha_spent"] <= 1e-12 else
                 f"add seeds with --until-decided{size}.")
     if verdict["precondition"]["word"] != "helps":
