@@ -154,3 +154,26 @@ def test_committed_default_run_primary_matches_a_hand_computation():
         assert primary["ci_pp"] == pytest.approx([low, high], abs=0.01)
     assert set(primary) >= {"question", "word", "estimate_pp", "ci_pp", "n", "p", "declared_sha256"}
     assert set(verdict["precondition"]) >= {"question", "word", "estimate_pp", "ci_pp", "n", "p", "declared_sha256"}
+
+
+def test_per_loss_contrasts_and_the_loss_by_ls_interaction():
+    """Students of a second loss (here lskd) shift the LS effect by SHIFT[s] pp on seed s: the
+    primary stays the first loss's, the per-loss contrasts and their difference are secondaries."""
+    shift = [-1.0, -0.6, -1.4, -0.8]
+    data = [{**r, "loss": "kd"} if r["role"] == "student" else r for r in rows()]
+    for r in [r for r in data if r["role"] == "student"]:
+        other = {**r, "loss": "lskd"}
+        if r["teacher_alpha"] > 0:
+            other["test_acc"] = r["test_acc"] + shift[r["seed"]] / 100
+        data.append(other)
+    verdict = build_verdict(data)
+    kd = [np.mean(list(d.values())) for d in DIFF]
+    assert verdict["primary"]["estimate_pp"] == pytest.approx(np.mean(kd))  # the first loss's, unchanged
+    by_kind = {(e["kind"], e["loss"]): e for e in verdict["losses"]}
+    assert 100 * by_kind[("loss", "kd")]["mean"] == pytest.approx(np.mean(kd))
+    assert 100 * by_kind[("loss", "lskd")]["mean"] == pytest.approx(np.mean(kd) + np.mean(shift))
+    interaction = by_kind[("interaction", "lskd")]
+    assert interaction["reference_loss"] == "kd" and 100 * interaction["mean"] == pytest.approx(np.mean(shift))
+    low, high = t_interval(shift)
+    assert (100 * interaction["low"], 100 * interaction["high"]) == pytest.approx((low, high))
+    assert verdict["family"]["m"] >= 3 and "p_holm" in interaction

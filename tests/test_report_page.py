@@ -22,7 +22,13 @@ window.addEventListener("load", () => {
   const out = {images: images.length, decoded: images.filter(i => i.complete && i.naturalWidth > 0).length,
                tables: document.querySelectorAll("table").length,
                runRows: document.querySelectorAll("#runs + .scroll tbody tr").length,
-               overflow: document.documentElement.scrollWidth - window.innerWidth};
+               overflow: document.documentElement.scrollWidth - window.innerWidth,
+               // the page opens with the headline paragraph, then the forest plot, before any table
+               firstParagraph: (document.querySelector("h2 ~ p, h1 ~ p:not(.meta)") || {}).textContent || "",
+               firstImage: (images[0] || {}).alt || "",
+               forestBeforeTables: !!images[0] && !!document.querySelector("table") &&
+                   !!(images[0].compareDocumentPosition(document.querySelector("table")) & Node.DOCUMENT_POSITION_FOLLOWING),
+               forestWidth: images[0] ? images[0].getBoundingClientRect().width : 0};
   const pre = document.createElement("pre");
   pre.id = "kd-ls-check";
   pre.textContent = JSON.stringify(out);
@@ -58,6 +64,9 @@ def test_report_page_renders_in_a_browser(reference_study, tmp_path):
         assert found["images"] >= pngs and found["decoded"] == found["images"]
         assert found["tables"] >= 5 and found["runRows"] == 16  # every planned run has its row
         assert found["overflow"] <= 0  # wide tables scroll in their own box; the page never does
+        assert found["firstParagraph"].startswith("Primary (") and "Precondition:" in found["firstParagraph"]
+        assert found["firstImage"].startswith("Forest plot") and found["forestBeforeTables"]
+        assert found["forestWidth"] > 0.5 * min(width, 1120) - 100  # drawn wide enough to read
 
 
 def test_markdown_subset_renders_and_unknown_text_stays_text():

@@ -51,7 +51,7 @@ details { margin: .5rem 0; } summary { cursor: pointer; color: var(--accent); }
 .figures { display: flex; flex-wrap: wrap; gap: 1rem; }
 figure { margin: 0; border: 1px solid var(--line); padding: .5rem; flex: 0 1 calc(50% - .5rem);
          min-width: min(100%, 360px); }
-figure.wide { flex-basis: 100%; }
+figure.wide, .forest figure { flex-basis: 100%; }
 figure img { width: 100%; height: auto; display: block; }
 figcaption { color: var(--muted); font-size: .85rem; margin-top: .3rem; }
 nav { font-size: .9rem; margin: 0 0 1rem; display: flex; flex-wrap: wrap; gap: .25rem 1rem; } nav a { color: var(--accent); }
