@@ -12,7 +12,7 @@ from kd_ls.verdict.sentences import PLAIN_ALPHA, student_label
 from kd_ls.verdict.build import build_verdict
 
 ROLES = ("teacher", "student", "baseline")
-TABLES = ("paired", "mueller", "teachers")
+TABLES = ("primary", "paired", "mueller", "teachers")
 # Teacher columns: verdict.json's teacher metric -> heading; fractions shown as percent.
 TEACHER_METRICS = {"test_acc": "test acc (%)", "test_ece": "ECE (%)", "test_ece_ts": "ECE after TS (%)",
                    "test_ts_temperature": "TS T*"}
@@ -79,11 +79,16 @@ def _teacher_rows(teachers: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def comparison_tables(sources: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """Per source (study folder or W&B group): its verdict's paired differences (per T and alpha),
-    Müller-protocol rows and teacher rows, each table a list of flat rows with a `source` column."""
+    """Per source (study folder or W&B group): its verdict's primary question and precondition (the
+    default design of its rows), paired differences (per T and alpha), Müller-protocol rows and
+    teacher rows, each table a list of flat rows with a `source` column."""
     tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     for name, rows in sources.items():
         verdict = build_verdict(rows)
+        tables["primary"] += [{"source": name, "question": question, "word": e["word"], "mean_pp": e["estimate_pp"],
+                               "low_pp": e["ci_pp"][0], "high_pp": e["ci_pp"][1], "n": e["n"], "p": e["p"]}
+                              for question, e in (("primary", verdict["primary"]),
+                                                  ("precondition", verdict["precondition"]))]
         tables["paired"] += [{"source": name, "T": e["temperature"], "alpha": e["alpha"], **_difference(e)}
                              for e in verdict["paired"]]
         tables["mueller"] += [{"source": name, **row} for row in _mueller_rows(verdict["mueller"])]
@@ -109,8 +114,8 @@ def _markdown(header: list[str], body: list[list[str]]) -> list[str]:
 
 
 def render(tables: dict[str, list[dict[str, Any]]]) -> str:
-    """The comparison as markdown: paired differences, Müller's protocol, teachers."""
-    differences = ["LS - plain student (pp)", "95% CI (pp)", "family-wise CI (pp)", "n", "verdict"]
+    """The comparison as markdown: primary and precondition, paired differences, Müller's protocol, teachers."""
+    differences = ["LS - plain student (pp)", "95% CI (pp)", "family-wise CI (pp)", "n", "verdict (Holm)"]
 
     def cells(row: Mapping[str, Any]) -> list[str]:
         return [_signed(row["mean_pp"]), _interval(row, ""), _interval(row, "family_"), str(row["n"]),
@@ -120,7 +125,11 @@ def render(tables: dict[str, list[dict[str, Any]]]) -> str:
         mean, low, high = (row[f"{metric}_{k}"] for k in ("mean", "low", "high"))
         return "n/a" if mean is None else f"{mean:g}" + ("" if low is None else f" [{low:g}, {high:g}]")
 
-    lines = ["## Paired differences: LS-teacher student minus plain-teacher student (test accuracy)", ""]
+    lines = ["## Primary question and precondition (each study's default design: one look at its seeds)", ""]
+    lines += _markdown(["source", "question", "word", "estimate (pp)", "95% CI (pp)", "n", "p"],
+                       [[r["source"], r["question"], r["word"], _signed(r["mean_pp"]), _interval(r, ""), str(r["n"]),
+                         "n/a" if r["p"] is None else f"{r['p']:.3g}"] for r in tables["primary"]])
+    lines += ["", "## Paired differences: LS-teacher student minus plain-teacher student (test accuracy)", ""]
     lines += _markdown(["source", "T", "alpha", *differences],
                        [[r["source"], f"{r['T']:g}", f"{r['alpha']:g}", *cells(r)] for r in tables["paired"]])
     lines += ["", "## Müller's protocol (plain teacher's T chosen by val accuracy)", ""]
@@ -135,7 +144,7 @@ def render(tables: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def write_csv(tables: dict[str, list[dict[str, Any]]], path: Path) -> None:
-    """All three tables in one CSV, a `table` column saying which each row belongs to."""
+    """Every table in one CSV, a `table` column saying which each row belongs to."""
     rows = [{"table": name, **row} for name in TABLES for row in tables[name]]
     columns: list[str] = []
     for row in rows:
