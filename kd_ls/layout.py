@@ -113,6 +113,11 @@ class StudyLayout:
         return self.root / ".lock"
 
     @property
+    def owner(self) -> Path:
+        """owner.json: the study file the folder belongs to (kd_ls/study/ownership.py)."""
+        return self.root / "owner.json"
+
+    @property
     def runs(self) -> Path:
         """Folder of the run folders."""
         return self.root / "runs"

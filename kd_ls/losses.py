@@ -1,4 +1,4 @@
-"""Label-smoothing cross-entropy in its four conventions, and the distillation loss.
+"""Label-smoothing cross-entropy in its four conventions, and the distillation losses by name.
 
 Every formula follows kd_ls/science.md §2-3. Targets are built explicitly (not via
 PyTorch's `label_smoothing=`) so that the tests can compare against PyTorch independently.
@@ -6,11 +6,14 @@ PyTorch's `label_smoothing=`) so that the tests can compare against PyTorch inde
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+import math
+from typing import Any, Literal, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from kd_ls.names import did_you_mean
 
 Convention = Literal["uniform", "others", "adaptive", "online"]
 CONVENTIONS: tuple[str, ...] = ("uniform", "others", "adaptive", "online")
@@ -27,7 +30,8 @@ def check_range(name: str, value: float, low: float, high: float, *, closed_high
 def check_convention(convention: str) -> None:
     """Raise a one-line ValueError unless `convention` is one of CONVENTIONS."""
     if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}; got {convention!r}")
+        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}; got {convention!r}"
+                         + did_you_mean(convention, CONVENTIONS))
 
 
 def check_temperature(temperature: float) -> None:
@@ -54,13 +58,17 @@ def smoothed_targets(
     raise ValueError(f"convention must be 'uniform' or 'others' for fixed targets; got {convention!r}")
 
 
-def soft_cross_entropy(logits: Tensor, targets: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-    """Mean over unmasked rows of -sum_k targets_k * log_softmax(logits)_k."""
-    per_row = -(targets * F.log_softmax(logits.float(), dim=-1)).sum(-1)
+def masked_mean(per_row: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """Mean of `per_row` over the rows where `mask` is 1 (all rows without a mask)."""
     if mask is None:
         return per_row.mean()
     # Masked rows add nothing; an all-masked batch gives 0, not NaN.
     return (per_row * mask).sum() / mask.sum().clamp_min(1)
+
+
+def soft_cross_entropy(logits: Tensor, targets: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """Mean over unmasked rows of -sum_k targets_k * log_softmax(logits)_k."""
+    return masked_mean(-(targets * F.log_softmax(logits.float(), dim=-1)).sum(-1), mask)
 
 
 def label_smoothing_cross_entropy(
@@ -149,6 +157,95 @@ class LabelSmoothingLoss(nn.Module):
         self.counts.zero_()
 
 
+# ---- distillation ------------------------------------------------------------------------------
+
+LOSSES: tuple[str, ...] = ("kd", "lskd", "dkd")
+# The options each loss takes, with their defaults (DKD: the paper's CIFAR-100 values).
+LOSS_OPTIONS: dict[str, dict[str, float]] = {"kd": {}, "lskd": {}, "dkd": {"dkd_alpha": 1.0, "dkd_beta": 8.0}}
+# Added to the standard deviation in LSKD's z-score, as in the authors' `normalize`.
+LSKD_EPSILON = 1e-7
+
+
+def check_loss(loss: str, options: Mapping[str, Any], soften_student: bool = True, prefix: str = "",
+               option_table: Mapping[str, Mapping[str, float]] = LOSS_OPTIONS) -> dict[str, float]:
+    """Validate a loss name and its options; return every option of that loss, defaults filled in.
+
+    Errors are one line and name the field as `<prefix>loss` or `<prefix><option>`. An option
+    of another loss (dkd_beta with kd) is refused, not ignored. `option_table` lists each loss's
+    options (a caller with options of its own, such as the Student's warm-up, passes a wider one)."""
+    if loss not in LOSSES:
+        raise ValueError(f"{prefix}loss must be one of {', '.join(LOSSES)}; got {loss!r}{did_you_mean(loss, LOSSES)}")
+    allowed = option_table[loss]
+    for name, value in options.items():
+        if name not in allowed:
+            owners = [other for other in LOSSES if name in option_table[other]]
+            where = f"an option of loss {owners[0]!r}, not of" if owners else "not an option of"
+            hint = "" if owners else did_you_mean(name, allowed)
+            raise ValueError(f"{prefix}{name} is {where} loss {loss!r}; "
+                             f"its options: {', '.join(allowed) or 'none'}{hint}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{prefix}{name} must be a finite number >= 0, got {value!r}")
+    if not soften_student and loss != "kd":
+        raise ValueError(f"{prefix}soften_student=False (only the teacher softened) is defined for loss 'kd' only; "
+                         f"loss {loss!r} softens both by T")
+    return {**allowed, **{name: float(value) for name, value in options.items()}}
+
+
+def kd_soft_term(student_logits: Tensor, teacher_logits: Tensor, temperature: float, soften_student: bool) -> Tensor:
+    """Hinton's soft term T^2 * KL(softmax(t/T) || softmax(s/T)), batch mean (§3).
+
+    With `soften_student=False` the student stays at temperature 1 and the T^2 factor is
+    dropped: it exists to undo the 1/T^2 that softening the student puts on the gradients."""
+    student_temperature = temperature if soften_student else 1.0
+    teacher_probs = F.softmax(teacher_logits.float() / temperature, dim=-1)
+    student_log_probs = F.log_softmax(student_logits.float() / student_temperature, dim=-1)
+    kl = F.kl_div(student_log_probs, teacher_probs, reduction="batchmean")
+    return kl * (temperature**2 if soften_student else 1.0)
+
+
+def standardize(logits: Tensor) -> Tensor:
+    """Z-score each row over the classes as Sun et al. do: (z - mean) / (std + 1e-7), with
+    torch's default (unbiased, K - 1) standard deviation."""
+    logits = logits.float()
+    mean = logits.mean(dim=-1, keepdim=True)
+    return (logits - mean) / (logits.std(dim=-1, keepdim=True) + LSKD_EPSILON)
+
+
+def decoupled_terms(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor,
+                    temperature: float) -> tuple[Tensor, Tensor]:
+    """Per-sample TCKD and NCKD of Zhao et al. at temperature T (no T^2 factor), computed stably.
+
+    TCKD = KL(b_teacher || b_student) over the binary split (true class, all others);
+    NCKD = KL between the softmaxes over the K - 1 non-target classes. The target class is
+    removed exactly (not pushed down by a constant) and every log-probability comes from a
+    log-softmax, so both stay finite however large the logits are."""
+    n, k = student_logits.shape
+    target = F.one_hot(labels, k).bool()
+
+    def split(logits: Tensor) -> tuple[Tensor, Tensor]:
+        scaled = logits.float() / temperature
+        rest = scaled[~target].view(n, k - 1)
+        binary = torch.stack([scaled[target], torch.logsumexp(rest, dim=-1)], dim=-1)
+        return F.log_softmax(binary, dim=-1), F.log_softmax(rest, dim=-1)
+
+    student_binary, student_rest = split(student_logits)
+    teacher_binary, teacher_rest = split(teacher_logits)
+    tckd = F.kl_div(student_binary, teacher_binary, reduction="none", log_target=True).sum(-1)
+    nckd = F.kl_div(student_rest, teacher_rest, reduction="none", log_target=True).sum(-1)
+    return tckd, nckd
+
+
+def dkd_soft_term(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float,
+                  ignore_index: int, dkd_alpha: float, dkd_beta: float) -> Tensor:
+    """T^2 * (dkd_alpha * TCKD + dkd_beta * NCKD), mean over the rows with a label.
+
+    DKD needs each sample's true class: rows labelled `ignore_index` contribute nothing."""
+    mask = labels != ignore_index
+    safe_labels = torch.where(mask, labels, torch.zeros_like(labels))
+    tckd, nckd = decoupled_terms(student_logits, teacher_logits, safe_labels, temperature)
+    return temperature**2 * masked_mean(dkd_alpha * tckd + dkd_beta * nckd, mask.float())
+
+
 def distillation_loss(
     student_logits: Tensor,
     teacher_logits: Tensor,
@@ -157,21 +254,30 @@ def distillation_loss(
     beta: float = 0.9,
     soften_student: bool = True,
     ignore_index: int = -100,
+    loss: str = "kd",
+    soft_scale: float = 1.0,
+    **options: float,
 ) -> Tensor:
-    """Hinton et al.'s loss: (1-beta)*CE(y, s) + beta*T^2*KL(softmax(t/T) || softmax(s/T)).
+    """(1 - beta) * CE(y, s) + beta * soft_scale * soft, the soft term named by `loss` (§3):
 
-    KL uses `batchmean`. With `soften_student=False` only the teacher is softened (student
-    temperature 1, Müller's variant); the T^2 factor then is dropped, because it exists to
-    undo the 1/T^2 that softening the student puts on the gradients.
+    - `kd` (Hinton et al.): T^2 * KL(softmax(t/T) || softmax(s/T)), batch mean; with
+      `soften_student=False` the student stays at temperature 1 and T^2 is dropped (Müller).
+    - `lskd` (Sun et al. 2024): the `kd` term on per-sample z-scored logits (`standardize`).
+    - `dkd` (Zhao et al. 2022): T^2 * (dkd_alpha * TCKD + dkd_beta * NCKD), options
+      `dkd_alpha` (default 1) and `dkd_beta` (default 8).
+    `soft_scale` multiplies the soft term alone (a schedule such as DKD's warm-up). The papers
+    add CE at weight 1: beta = 0.5 gives their loss times 1/2.
     """
     check_temperature(temperature)
     check_range("beta", beta, 0.0, 1.0, closed_high=True)
-    student_temperature = temperature if soften_student else 1.0
-    teacher_probs = F.softmax(teacher_logits.float() / temperature, dim=-1)
-    student_log_probs = F.log_softmax(student_logits.float() / student_temperature, dim=-1)
-    kl = F.kl_div(student_log_probs, teacher_probs, reduction="batchmean")
-    soft = kl * (temperature**2 if soften_student else 1.0)
+    settings = check_loss(loss, options, soften_student)
+    if loss == "dkd":
+        soft = dkd_soft_term(student_logits, teacher_logits, labels, temperature, ignore_index, **settings)
+    elif loss == "lskd":
+        soft = kd_soft_term(standardize(student_logits), standardize(teacher_logits), temperature, True)
+    else:
+        soft = kd_soft_term(student_logits, teacher_logits, temperature, soften_student)
     if beta == 1.0:
-        return soft
+        return soft_scale * soft
     hard = F.cross_entropy(student_logits.float(), labels, ignore_index=ignore_index)
-    return (1 - beta) * hard + beta * soft
+    return (1 - beta) * hard + beta * soft_scale * soft

@@ -9,7 +9,7 @@ from kd_ls.commands.main import main
 from kd_ls.layout import StudyLayout
 from kd_ls.study import run_study
 
-LEFT = re.compile(r"left (\?|\d+:\d\d:\d\d)$")
+LEFT = re.compile(r"left (\?|~?\d+:\d\d:\d\d(?: \(rough\))?)$")
 
 
 def test_fit_progress_counts_epochs_and_optimizer_steps(tmp_path, capsys):
@@ -37,7 +37,9 @@ def test_study_prints_plain_lines_and_logs_them(tmp_path, capsys):
     first_done = next(i for i, line in enumerate(runs) if line.startswith("done"))
     assert all(LEFT.search(line) for line in runs)
     assert all(LEFT.search(line).group(1) != "?" for line in runs[first_done:])  # known from the first done run
-    assert logged[-1][11:].startswith("study ended after")
+    assert logged[-3][11:].startswith("study ended after")  # then the step after training, named
+    assert logged[-2][11:] == "writing verdict, report, plots ..."
+    assert logged[-1][11:].startswith("writing verdict, report, plots: done in ")
 
 
 def test_dry_run_shows_the_plan_and_trains_nothing(reference_study, tmp_path, capsys):

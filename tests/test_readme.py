@@ -48,7 +48,7 @@ SMALLER = [
      ["--trainer.max_epochs", "3", "--data.init_args.max_per_class", "20", "--data.init_args.drop_last", "false"]),
     (r"^kd-ls study$", ["--config", "default-small.yaml", "--jobs", "1"]),  # the default study's folder, 6 runs
 ]
-AS_WRITTEN = [r"^kd-ls (test|analyze|report|compare|sync|study --config my_study\.yaml) ", r"^kd-ls --help$",
+AS_WRITTEN = [r"^kd-ls (test|analyze|report|compare|sync|study --config my_study\.yaml|study --new) ", r"^kd-ls --help$",
               r"^export KD_LS_CIFAR10_JPEG="]
 
 

@@ -16,7 +16,9 @@ kd-ls side: ``pl.Trainer(enable_progress_bar=False, logger=False, enable_checkpo
 num_sanity_val_steps=0, limit_val_batches=0, enable_model_summary=False)`` plus any flags
 given with ``--trainer-flag``, and the student's ``steps_per_call`` from
 configs/student/mnist1d.yaml (``--steps-per-call 1`` gives Lightning's automatic optimization,
-one training_step per optimizer step). The plain side writes the loss with ``torch.nn.functional``
+one training_step per optimizer step), given to the data module too, as the CLI's link does
+(built without it, a data module handed one batch per call: the 1.31x this benchmark showed
+from 3bd0f52, when the link moved to the CLI, until the module started passing it on itself). The plain side writes the loss with ``torch.nn.functional``
 (``--plain-loss torch``, what a user would write) or calls kd-ls's own loss functions
 (``--plain-loss kdls``, which isolates the cost of Lightning and the module's hooks from
 that of kd-ls's loss code).
@@ -33,7 +35,7 @@ is timed over the same epochs. Data loading, model building, the teacher checkpo
 logit-cache build are outside the clock. Repeats alternate plain / bare / kd-ls so drifting
 machine load affects all alike; the JSON reports every repeat, the medians and the ratio
 kd-ls / plain (the issue's target: <= 1.10). Times are ``torch.cuda.synchronize``d on a
-GPU. Process CPU time is reported beside wall-clock time: with one thread (the default,
+GPU. The JSON is printed and written to results/overhead.json (``--out``). Process CPU time is reported beside wall-clock time: with one thread (the default,
 ``--threads 1``) it barely depends on other processes time-sharing the machine. The plain
 loop runs without the PYTORCH_NVML_BASED_CUDA_CHECK=1 that importing Lightning sets
 (``--plain-env``; see NVML_CHECK_BEFORE_LIGHTNING); kd-ls unsets it too where no NVIDIA driver
@@ -58,6 +60,7 @@ import ast
 import inspect
 import json
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -206,7 +209,10 @@ def run_lightning(args: argparse.Namespace, setup: str, device: torch.device, te
     module; seconds of the timed epochs and the number of optimizer steps in them."""
     epochs = args.warmup_epochs + args.epochs
     pl.seed_everything(args.seed, verbose=False)
-    dm = MNIST1D(num_samples=args.num_samples, batch_size=args.batch_size)  # Lightning sets it up on `device`
+    # Lightning sets it up on `device`. The kd-ls side's data module groups batches as the CLI's link
+    # (model.steps_per_call -> data.steps_per_call) makes it; BareModule steps one batch per call.
+    dm = MNIST1D(num_samples=args.num_samples, batch_size=args.batch_size,
+                 steps_per_call=1 if bare else args.steps_per_call)
     if bare:
         net = Student(**student_kwargs(args, "student_alone", None)).net
         module: pl.LightningModule = BareModule(net, plain_loss_fn(args, setup), bare_cache, args.lr)
@@ -349,7 +355,10 @@ def main(argv: Optional[list[str]] = None) -> None:
                    help="extra pl.Trainer argument for the kd-ls side, e.g. log_every_n_steps=1000")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", metavar="FILE", help="cProfile one extra kd-ls fit per setup into FILE.<setup>")
-    args = p.parse_args(argv)
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "overhead.json"),
+                   help="where the JSON goes too (default: results/overhead.json beside this script; '' for none)")
+    args = p.parse_args(argv if argv is not None else sys.argv[1:])
+    load_before = [round(x, 2) for x in os.getloadavg()]
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -418,8 +427,16 @@ def main(argv: Optional[list[str]] = None) -> None:
         "plain_loss": args.plain_loss,
         "plain_env": args.plain_env,
         "trainer_flags": parse_flags(args.trainer_flag), "target_ratio": 1.10, "results": results,
+        "command": " ".join(["python experiments/bench/overhead.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()]},
     }
-    print(json.dumps(out, indent=2))
+    text = json.dumps(out, indent=2)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,6 @@ def analyze_command(argv: Sequence[str]) -> None:
     missing checkpoint or data config, a data config that names no usable data module, or bad
     --classes / --views / --device values.
     """
-    from kd_ls.analysis import analyze_checkpoint, parse_classes
-    from kd_ls.data import datamodule_from_config
-    from kd_ls.layout import RunLayout
-
     parser = ArgumentParser(prog="kd-ls analyze", description="Metrics and plots of a kd-ls checkpoint.")
     parser.add_argument("ckpt", metavar="CKPT", help="checkpoint file, usually RUN/checkpoints/last.ckpt")
     parser.add_argument("--data", metavar="FILE",
@@ -36,6 +32,9 @@ def analyze_command(argv: Sequence[str]) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                         help="where the network and metrics run (auto: cuda when available)")
     args = parser.parse_args(argv)
+    from kd_ls.analysis import analyze_checkpoint, parse_classes
+    from kd_ls.data import datamodule_from_config
+    from kd_ls.layout import RunLayout
 
     ckpt = Path(args.ckpt)
     if not ckpt.is_file():

@@ -12,8 +12,6 @@ from kd_ls.commands.errors import ArgumentParser
 def compare_command(argv: Sequence[str]) -> None:
     """kd-ls compare [STUDY_DIR ...] [--wandb ENTITY/PROJECT [--group NAME]] [--csv FILE]: the
     comparison tables from local study folders or from a W&B project."""
-    from kd_ls.report.compare import comparison_tables, render, rows_from_study_dir, rows_from_wandb, write_csv
-
     parser = ArgumentParser(prog="kd-ls compare", description="Compare studies: paired LS-minus-plain student "
                                                                "differences, Müller's protocol and the teachers.")
     parser.add_argument("study_dirs", nargs="*", metavar="STUDY_DIR", help="local study folders")
@@ -21,6 +19,8 @@ def compare_command(argv: Sequence[str]) -> None:
     parser.add_argument("--group", help="W&B group (study name) to read")
     parser.add_argument("--csv", help="also write the tables to this CSV file (a `table` column names each)")
     args = parser.parse_args(argv)
+    from kd_ls.report.compare import comparison_tables, render, rows_from_study_dir, rows_from_wandb, write_csv
+
     if not args.study_dirs and not args.wandb:
         parser.error("give at least one STUDY_DIR or --wandb ENTITY/PROJECT")
     sources = {str(d): rows_from_study_dir(Path(d)) for d in args.study_dirs}

@@ -11,20 +11,16 @@ every run's saved state kept for the same command to resume.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from kd_ls import __version__, interrupts
-from kd_ls.commands.analyze import analyze_command
-from kd_ls.commands.compare import compare_command
-from kd_ls.commands.errors import USER_ERRORS, one_line_error
+from kd_ls.commands.errors import is_user_error, one_line_error
 from kd_ls.io import read_yaml_text
-from kd_ls.lightning.quiet import set_verbose
-from kd_ls.commands.report import report_command
-from kd_ls.commands.study import study_command
-from kd_ls.commands.sync import sync_command
+from kd_ls.names import did_you_mean
 
 LIGHTNING_COMMANDS = {
     "fit": "train one run (a teacher or a student) from a YAML config: kd-ls fit --config FILE",
@@ -32,14 +28,20 @@ LIGHTNING_COMMANDS = {
     "test": "evaluate a checkpoint on the test split (results in RUN/evaluations/)",
     "predict": "Lightning's predict loop on a checkpoint",
 }
-# A kd-ls command returns its exit status (None: 0).
-KD_LS_COMMANDS: dict[str, tuple[Callable[[Sequence[str]], Optional[int]], str]] = {
-    "study": (study_command, "run a whole teacher/student study from one file and print its verdict"),
-    "report": (report_command, "rebuild a study's results.csv, verdict, plots and report.html from its runs"),
-    "compare": (compare_command, "studies side by side: paired differences, Müller's protocol, teachers (folders or W&B)"),
-    "analyze": (analyze_command, "every metric and plot of one checkpoint (calibration, tightness, MI)"),
-    "sync": (sync_command, "upload a study's offline W&B runs (wandb sync): kd-ls sync STUDY_DIR"),
+# A kd-ls command is the function `<name>_command` of kd_ls/commands/<name>.py, imported when it
+# runs (so `kd-ls --help` loads no command); it returns its exit status (None: 0).
+KD_LS_COMMANDS: dict[str, str] = {
+    "study": "run a whole teacher/student study from one file and print its verdict",
+    "report": "rebuild a study's results.csv, verdict, plots and report.html from its runs",
+    "compare": "studies side by side: paired differences, Müller's protocol, teachers (folders or W&B)",
+    "analyze": "every metric and plot of one checkpoint (calibration, tightness, MI)",
+    "sync": "upload a study's offline W&B runs (wandb sync): kd-ls sync STUDY_DIR",
 }
+
+
+def command_function(name: str) -> Callable[[Sequence[str]], Optional[int]]:
+    """The function of kd-ls command `name`, imported now."""
+    return getattr(importlib.import_module(f"kd_ls.commands.{name}"), f"{name}_command")
 
 
 def overview() -> str:
@@ -49,7 +51,7 @@ def overview() -> str:
              "usage: kd-ls COMMAND [options]   (kd-ls COMMAND --help for a command's options)",
              "       fit, validate, test and study also take --verbose: every Lightning and W&B message (KD_LS_VERBOSE=1)", "",
              "commands:"]
-    entries = {**LIGHTNING_COMMANDS, **{name: text for name, (_, text) in KD_LS_COMMANDS.items()}}
+    entries = {**LIGHTNING_COMMANDS, **KD_LS_COMMANDS}
     lines += [f"  {name:<{width}}  {text}" for name, text in entries.items()]
     return "\n".join(lines)
 
@@ -70,8 +72,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"kd-ls: stopped by {stop}; what was saved is kept: the same command resumes each unfinished "
               "run from its last saved epoch", file=sys.stderr)
         sys.exit(stop.exit_code)
-    except USER_ERRORS as err:
-        if os.environ.get("KD_LS_DEBUG"):
+    except Exception as err:  # noqa: BLE001 - sorted here: bad input is one line, a bug keeps its traceback
+        if not is_user_error(err) or os.environ.get("KD_LS_DEBUG"):
             raise
         print(f"kd-ls: error: {one_line_error(err)}", file=sys.stderr)
         sys.exit(2)
@@ -82,18 +84,36 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 def run_command(args: Sequence[str]) -> int:
     """Run one command line (its name first); return its exit status."""
     if args[0] in KD_LS_COMMANDS:
-        return KD_LS_COMMANDS[args[0]][0](args[1:]) or 0
+        return command_function(args[0])(args[1:]) or 0
     if args[0] in LIGHTNING_COMMANDS:
         if "--verbose" in args:  # kd-ls's flag, not the Lightning CLI's
+            from kd_ls.lightning.quiet import set_verbose
+
             set_verbose(True)
             args = [arg for arg in args if arg != "--verbose"]
         from kd_ls.lightning.harness import KDLightningCLI
 
         check_config_files(args[1:])
-        KDLightningCLI(args=list(args))
+        cli = KDLightningCLI(args=list(args))
+        print_result(cli.trainer.default_root_dir, "val" if args[0] == "validate" else "test")
         return 0
-    raise ValueError(f"unknown command {args[0]!r}; choose one of: "
-                     f"{', '.join([*LIGHTNING_COMMANDS, *KD_LS_COMMANDS])} (see `kd-ls --help`)")
+    commands = [*LIGHTNING_COMMANDS, *KD_LS_COMMANDS]
+    raise ValueError(f"unknown command {args[0]!r}; choose one of: {', '.join(commands)}"
+                     f"{did_you_mean(args[0], commands)} (see `kd-ls --help`)")
+
+
+def print_result(run_dir: str, split: str) -> None:
+    """The last line of a fit / validate / test: the split's accuracy, NLL and ECE from the run's
+    metrics.json (nothing when it holds none: a predict, or a fit stopped early)."""
+    import json
+
+    from kd_ls.layout import RunLayout
+    from kd_ls.lightning.progress import result_line
+
+    path = RunLayout.of(run_dir).metrics
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    if f"{split}/acc" in metrics:
+        print(result_line(metrics, split, str(path)), flush=True)
 
 
 def check_config_files(args: Sequence[str]) -> None:

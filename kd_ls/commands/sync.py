@@ -14,8 +14,6 @@ def sync_command(argv: Sequence[str]) -> int:
 
     Returns 0 when every run is uploaded (or none was left), 1 when the upload failed (one line
     on stderr saying why; the runs stay offline, and the same command retries)."""
-    from kd_ls.study.tracking import SyncError, offline_runs, sync_offline_runs
-
     parser = ArgumentParser(prog="kd-ls sync", description="Upload the offline W&B runs of a study folder (or of "
                                                             "a run folder) with `wandb sync`; needs `wandb login`.")
     parser.add_argument("folder", metavar="STUDY_DIR", help="a study folder (or a `kd-ls fit` run folder)")
@@ -23,6 +21,8 @@ def sync_command(argv: Sequence[str]) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="give up after this many seconds of uploading (default 1800)")
     args = parser.parse_args(argv)
+    from kd_ls.study.tracking import SyncError, offline_runs, sync_offline_runs
+
     folder = Path(args.folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"STUDY_DIR: '{folder}' is not a folder")

@@ -11,6 +11,7 @@ import yaml
 from kd_ls.data.base import ArrayDataModule, ArraySplits, TensorBatches
 from kd_ls.data.synthetic import MNIST1D, Digits
 from kd_ls.data.vision import CIFAR10, CIFAR100, MNIST, FashionMNIST, ImageFolder
+from kd_ls.names import did_you_mean
 
 DATASETS: dict[str, type[ArrayDataModule]] = {
     "mnist1d": MNIST1D,
@@ -26,7 +27,8 @@ DATASETS: dict[str, type[ArrayDataModule]] = {
 def create_datamodule(name: str, **kwargs) -> ArrayDataModule:
     """Build a data module by registry name, e.g. create_datamodule('mnist1d', num_samples=4000)."""
     if name not in DATASETS:
-        raise ValueError(f"dataset name {name!r} is unknown; choose one of: {', '.join(DATASETS)}")
+        raise ValueError(f"dataset name {name!r} is unknown; choose one of: {', '.join(DATASETS)}"
+                         + did_you_mean(name, DATASETS))
     return DATASETS[name](**kwargs)
 
 

@@ -59,7 +59,8 @@ class ClassifierModule(pl.LightningModule):
         channels_last: NHWC memory layout for image models (faster convolutions on GPUs).
         compile: torch.compile the network in place (state-dict keys unchanged).
         steps_per_call: optimizer steps per Lightning training_step. Above 1 the kd-ls data
-            module (linked by the CLI) hands over that many batches at once and the module
+            module (linked by the CLI, or given it at setup when built without) hands over
+            that many batches at once and the module
             steps through them with manual optimization, so Lightning's per-call cost is paid once per group (Keras's
             steps_per_execution). Results are the same as with 1; global_step, max_steps and
             the schedule count optimizer steps, but the progress bar, log_every_n_steps,
@@ -150,9 +151,14 @@ class ClassifierModule(pl.LightningModule):
             raise ValueError(f"model.steps_per_call={self.steps_per_call} needs a kd-ls data module "
                              f"(kd_ls.data); got {type(datamodule).__name__}; set model.steps_per_call=1")
         data_steps = getattr(datamodule, "steps_per_call", 1)
-        if data_steps > 1 and self.steps_per_call == 1:
-            raise ValueError(f"data.steps_per_call={data_steps} groups batches, but model.steps_per_call=1 "
-                             "steps one batch per call; set model.steps_per_call (the CLI links it to data)")
+        if data_steps == 1 and self.steps_per_call > 1:
+            # Built in Python without the CLI's link: the model owns the setting, so the data
+            # module takes it (its loaders are built after this hook). Left at 1, each call would
+            # get one batch and pay Lightning's per-call cost every step (about 25% on a small MLP).
+            datamodule.steps_per_call = self.steps_per_call
+        elif data_steps != self.steps_per_call:
+            raise ValueError(f"data.steps_per_call={data_steps} groups batches, but model.steps_per_call="
+                             f"{self.steps_per_call}; set model.steps_per_call only (the CLI links it to data)")
         self._direct_steps = grouped_steps.steps_directly(self.trainer)
 
     def on_train_epoch_end(self) -> None:

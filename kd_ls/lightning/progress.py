@@ -39,6 +39,14 @@ def metrics_text(trainer: pl.Trainer) -> str:
     return "  ".join(f"{k} {float(values[k]):.3f}" for k in SHOWN_METRICS if k in values)
 
 
+def result_line(metrics: dict[str, float], split: str, where: str) -> str:
+    """The one line a fit / validate / test ends with: the split's accuracy, NLL and ECE, and
+    where every metric is, e.g. 'test: acc 97.42%  nll 0.091  ece 1.3%  (runs/x/metrics.json)'."""
+    shown = {"acc": lambda v: f"acc {100 * v:.2f}%", "nll": lambda v: f"nll {v:.3f}", "ece": lambda v: f"ece {100 * v:.1f}%"}
+    values = [show(metrics[f"{split}/{name}"]) for name, show in shown.items() if f"{split}/{name}" in metrics]
+    return f"{split}: {'  '.join(values)}  ({where})"
+
+
 class StepProgressBar(ProgressBar):
     """Progress of a fit in epochs and optimizer steps (see the module docstring).
 

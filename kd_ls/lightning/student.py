@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -11,13 +11,31 @@ from kd_ls.evaluation import SplitOutputs, teacher_agreement_metrics
 from kd_ls.lightning.checkpoint import load_network
 from kd_ls.lightning.module import ClassifierModule
 from kd_ls.lightning.teacher_cache import teacher_logit_cache
-from kd_ls.losses import check_range, check_temperature, distillation_loss
+from kd_ls.losses import LOSS_OPTIONS, check_loss, check_range, check_temperature, distillation_loss
+
+
+# Each loss's options as a Student takes them: the loss's own, and DKD's warm-up (0: none).
+STUDENT_LOSS_OPTIONS: dict[str, dict[str, float]] = {
+    loss: {**options, **({"dkd_warmup_epochs": 0} if loss == "dkd" else {})} for loss, options in LOSS_OPTIONS.items()}
+
+
+def loss_settings(loss: str, options: Mapping[str, Any], soften_student: bool = True,
+                  prefix: str = "model.") -> dict[str, Any]:
+    """A Student's loss options (STUDENT_LOSS_OPTIONS), checked, every default filled in."""
+    settings: dict[str, Any] = check_loss(loss, options, soften_student, prefix, STUDENT_LOSS_OPTIONS)
+    if "dkd_warmup_epochs" in settings:
+        warmup = options.get("dkd_warmup_epochs", 0)
+        if isinstance(warmup, bool) or not isinstance(warmup, int):
+            raise ValueError(f"{prefix}dkd_warmup_epochs must be an integer >= 0, got {warmup!r}")
+        settings["dkd_warmup_epochs"] = warmup
+    return settings
 
 
 class Student(ClassifierModule):
     """A student: distils from a frozen kd-ls teacher checkpoint, or trains alone.
 
-    With `teacher_ckpt` it minimises (1-beta)*CE + beta*T^2*KL(teacher_T || student_T); without
+    With `teacher_ckpt` it minimises (1-beta)*CE + beta*soft, the soft term named by `loss`
+    (kd_ls.losses.distillation_loss; Hinton's T^2*KL(teacher_T || student_T) by default); without
     one it trains on the labels with the inherited `alpha`/`convention` (the baselines: student
     alone, student alone with LS).
 
@@ -25,7 +43,15 @@ class Student(ClassifierModule):
         teacher_ckpt: path to a kd-ls checkpoint (a Teacher's or Student's), or None.
         temperature: distillation temperature T > 0.
         beta: weight of the soft (distillation) term in [0, 1].
-        soften_student: soften the student by T as well (False: only the teacher, Müller's variant).
+        soften_student: soften the student by T as well (False: only the teacher, Müller's
+            variant; loss kd only).
+        loss: the soft term: kd (Hinton et al. 2015), lskd (Sun et al. 2024: z-scored logits),
+            dkd (Zhao et al. 2022: decoupled target and non-target terms). See kd_ls/science.md §3.
+        dkd_alpha: weight of DKD's target-class term TCKD (loss dkd only; null = 1.0).
+        dkd_beta: weight of DKD's non-target term NCKD (loss dkd only; null = 8.0).
+        dkd_warmup_epochs: DKD's warm-up (loss dkd only; null = 0, none): the soft term is
+            scaled by min(epoch / dkd_warmup_epochs, 1), epochs counted from 1 as in mdistiller
+            (which uses 20 on CIFAR-100).
         teacher_cache: compute the teacher's logits for every training sample and every
             augmentation view once (shared by all students of that teacher through a file in
             its run folder) and look them up instead of running the teacher each step.
@@ -40,11 +66,22 @@ class Student(ClassifierModule):
         beta: float = 0.9,
         soften_student: bool = True,
         teacher_cache: bool = False,
+        loss: str = "kd",
+        dkd_alpha: Optional[float] = None,
+        dkd_beta: Optional[float] = None,
+        dkd_warmup_epochs: Optional[int] = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         check_temperature(temperature)
         check_range("beta", beta, 0.0, 1.0, closed_high=True)
+        # Options left at null are the loss's defaults; one given to a loss without it is refused.
+        given = {"dkd_alpha": dkd_alpha, "dkd_beta": dkd_beta, "dkd_warmup_epochs": dkd_warmup_epochs}
+        self.loss_options = loss_settings(loss, {k: v for k, v in given.items() if v is not None}, soften_student)
+        self.soft_warmup_epochs = self.loss_options.pop("dkd_warmup_epochs", 0)
+        if loss != "kd" and not teacher_ckpt:
+            raise ValueError(f"model.loss={loss!r} needs model.teacher_ckpt: without a teacher the student "
+                             "trains on the labels alone")
         self.teacher = load_network(teacher_ckpt, self.num_classes) if teacher_ckpt else None
         if self.teacher is not None and self.memory_format == torch.channels_last:
             self.teacher.to(memory_format=torch.channels_last)
@@ -82,7 +119,13 @@ class Student(ClassifierModule):
         if teacher_logits is None:
             return super().objective(logits, labels)
         hp = self.hparams
-        return distillation_loss(logits, teacher_logits, labels, hp.temperature, hp.beta, hp.soften_student)
+        return distillation_loss(logits, teacher_logits, labels, hp.temperature, hp.beta, hp.soften_student,
+                                 loss=hp.loss, soft_scale=self.soft_scale(), **self.loss_options)
+
+    def soft_scale(self) -> float:
+        """DKD's warm-up factor min(epoch / dkd_warmup_epochs, 1), epochs counted from 1; else 1."""
+        warmup = self.soft_warmup_epochs
+        return min((self.current_epoch + 1) / warmup, 1.0) if warmup else 1.0
 
     def extra_eval_outputs(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """Teacher logits, for the eval loss and agreement metrics."""

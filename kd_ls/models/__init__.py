@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from torch import nn
 
 from kd_ls.models.base import ClassifierNet
+from kd_ls.names import did_you_mean
 
 Builder = Callable[..., ClassifierNet]
 
@@ -61,8 +62,8 @@ def create_model(name: str, num_classes: int, input_shape: Sequence[int], **kwar
         return wide_resnet.wide_resnet(*wrn, num_classes=num_classes, input_shape=shape, **kwargs)
     if name.startswith("tv:"):
         return torchvision_models.torchvision_model(name[3:], num_classes, shape, **kwargs)
-    allowed = ", ".join([*list_models(), *MODEL_PATTERNS])
-    raise ValueError(f"model name '{name}' is unknown; choose one of: {allowed}")
+    allowed = [*list_models(), *MODEL_PATTERNS]
+    raise ValueError(f"model name '{name}' is unknown; choose one of: {', '.join(allowed)}{did_you_mean(name, allowed)}")
 
 
 # Family modules register their builders on import (they need register_model above).

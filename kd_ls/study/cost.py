@@ -6,15 +6,20 @@ teacher for a student that runs its teacher online (a student reading the teache
 pays nothing for it). Every run of a study sees the same training samples, so the costs of
 its runs compare without the sample count; the dry run multiplies it in for total FLOPs.
 
-Seconds come from finished runs: the seconds per unit of cost of the finished runs most like a
-run (of its role; else training the same network, as a baseline for a student; else all of
-them, since costs compare across networks). So the time left is known from the first finished run,
-and is refined by every run that finishes after it.
+Seconds come from finished runs: the seconds per unit of cost of the finished runs of a run's
+kind (role, network and online teacher); before one has finished, from the runs most like it
+(of its role; else training the same network, as a baseline for a student; else all of them),
+hedged between their seconds per run and their seconds per unit of cost (CostModel.estimate).
+So the time left is known from the first finished run, and is refined by every run that
+finishes after it. It is *rough* while a kind of run still to do has fewer than
+CALIBRATED_AFTER finished runs of its own: extrapolating by FLOPs leaves out the fixed seconds
+every run spends starting, evaluating and writing, which dominate small networks.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +101,10 @@ def input_spec_from_runs(study_dir: Path, runs: Iterable[PlannedRun]) -> Optiona
     return None
 
 
+# Finished runs of a kind before the estimate for the runs of that kind is no longer rough.
+CALIBRATED_AFTER = 2
+
+
 @dataclass
 class CostModel:
     """The runs' costs and the seconds per unit of cost measured so far.
@@ -107,49 +116,73 @@ class CostModel:
     costs: Optional[dict[str, float]] = None
     seconds: dict[str, float] = field(default_factory=dict)  # run id -> seconds, of finished runs
 
+    def __post_init__(self) -> None:
+        self.by_id = {run.run_id: run for run in self.runs}
+        self.kinds = {run.run_id: self._kind(run) for run in self.runs}
+
     def set_spec(self, spec: InputSpec) -> None:
         """Compute every run's cost for data of this shape."""
-        by_id = {run.run_id: run for run in self.runs}
-        self.costs = {run.run_id: run_cost(run, by_id.get(run.teacher_id or ""), spec) for run in self.runs}
+        self.costs = {run.run_id: run_cost(run, self.by_id.get(run.teacher_id or ""), spec) for run in self.runs}
 
     def cost(self, run: PlannedRun) -> float:
         """The run's cost in FLOPs per training sample (1 when costs are unknown)."""
         return self.costs[run.run_id] if self.costs else 1.0
 
+    def _kind(self, run: PlannedRun) -> tuple[str, ...]:
+        """What a run's seconds are calibrated by: its role and network, and for a student the
+        teacher it runs online (none when it reads cached logits). Runs of one kind differ in
+        their targets (alpha, T, seed), not in the work a step does."""
+        teacher = self.by_id.get(run.teacher_id or "")
+        online = teacher is not None and not run.config["model"]["init_args"].get("teacher_cache")
+        return (run.role, *_network(run), *(_network(teacher) if online else ()))
+
     def observe(self, run: PlannedRun, seconds: float) -> None:
         """A finished run took `seconds`."""
         self.seconds[run.run_id] = seconds
 
-    def rate(self, run: PlannedRun) -> Optional[float]:
-        """Seconds per unit of cost for `run`, from the finished runs most like it: of its role,
-        else training the same network (a baseline for a student), else, when costs are known
-        (they compare across networks), all of them; None before any of those has finished."""
-        by_id = {r.run_id: r for r in self.runs}
-        done = [by_id[i] for i in self.seconds if i in by_id]
-        likenesses = [lambda r: r.role == run.role, lambda r: _network(r) == _network(run)]
-        if self.costs is not None:
-            likenesses.append(lambda r: True)
-        for alike in likenesses:
-            similar = [r for r in done if alike(r)]
-            if similar:
-                return sum(self.seconds[r.run_id] for r in similar) / sum(self.cost(r) for r in similar)
-        return None
+    def finished_of_kind(self, run: PlannedRun) -> int:
+        """How many finished runs are of `run`'s kind."""
+        return sum(self.kinds.get(i) == self.kinds[run.run_id] for i in self.seconds)
 
     def estimate(self, run: PlannedRun) -> Optional[float]:
-        """Expected seconds of a run, or None before anything comparable has finished."""
-        rate = self.rate(run)
-        return None if rate is None else rate * self.cost(run)
+        """Expected seconds of a run, from the finished runs most like it: of its kind, else of its
+        role, else training the same network (a baseline for a student), else, when costs are
+        known (they compare across networks), all of them; None before any of those has finished.
+
+        From runs of its own kind it is their seconds per unit of cost times the run's cost. From
+        runs of other kinds the split of their seconds into a fixed part (start-up, evaluation,
+        writing) and a part proportional to FLOPs is unknown: the run takes between as long as
+        they did and their seconds scaled by its cost (the two extremes), and the estimate is the
+        geometric mean of the two."""
+        done = [self.by_id[i] for i in self.seconds if i in self.by_id]
+        likenesses = [lambda r: self.kinds[r.run_id] == self.kinds[run.run_id], lambda r: r.role == run.role,
+                      lambda r: _network(r) == _network(run)]
+        if self.costs is not None:
+            likenesses.append(lambda r: True)
+        for number, alike in enumerate(likenesses):
+            similar = [r for r in done if alike(r)]
+            if similar:
+                seconds = sum(self.seconds[r.run_id] for r in similar)
+                scaled = seconds / sum(self.cost(r) for r in similar) * self.cost(run)
+                return scaled if number == 0 else math.sqrt(scaled * seconds / len(similar))
+        return None
 
     def seconds_left(self, pending: Iterable[PlannedRun], running: dict[str, float], parallel: int) -> Optional[float]:
         """Wall-clock seconds until the runs still to do have finished, `parallel` at a time.
 
         `running` maps the id of each run in flight to the seconds it has run so far."""
-        by_id = {run.run_id: run for run in self.runs}
         work = [(self.estimate(run), 0.0) for run in pending]
-        work += [(self.estimate(by_id[i]), elapsed) for i, elapsed in running.items()]
+        work += [(self.estimate(self.by_id[i]), elapsed) for i, elapsed in running.items()]
         if not work:
             return 0.0
         if any(expected is None for expected, _ in work):
             return None
         total = sum(max(expected - elapsed, 0.0) for expected, elapsed in work)
         return total / max(1, min(parallel, len(work)))
+
+    def rough(self, pending: Iterable[PlannedRun], running: Iterable[str]) -> bool:
+        """Whether the time left is rough: some kind of run still to do has fewer than
+        CALIBRATED_AFTER finished runs of its own, so its seconds are extrapolated from other
+        kinds by FLOPs (which leave out each run's fixed start-up, evaluation and writing)."""
+        left = [*pending, *(self.by_id[i] for i in running)]
+        return any(self.finished_of_kind(run) < CALIBRATED_AFTER for run in left)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Optional
 
 from kd_ls.lightning.progress import clock
-from kd_ls.study.cost import CostModel, InputSpec, input_spec_from_data, input_spec_from_runs
+from kd_ls.study.cost import CALIBRATED_AFTER, CostModel, InputSpec, input_spec_from_data, input_spec_from_runs
+from kd_ls.study.ownership import describe_owner, owner_of, recorded_owner
 from kd_ls.study.plan import PlannedRun, plan_study
 from kd_ls.records import read_record
 from kd_ls.study.runner import stale_reason
@@ -52,8 +53,9 @@ def _input_spec(study: Study, study_dir: Path, runs: list[PlannedRun]) -> tuple[
     return spec, f"Data: {study.dataset.name} could not be loaded ({reason}); {known}"
 
 
-def describe(study: Study, parallel: int) -> str:
-    """The dry run's text for `study` (its folder may hold finished runs), `parallel` runs at a time."""
+def describe(study: Study, parallel: int, source: Optional[str] = None) -> str:
+    """The dry run's text for `study` (its folder may hold finished runs), `parallel` runs at a
+    time; `source` is its study file (None: the default study), whose ownership of the folder is checked."""
     study_dir = Path(study.output)
     runs = plan_study(study)
     by_id = {run.run_id: run for run in runs}
@@ -71,6 +73,10 @@ def describe(study: Study, parallel: int) -> str:
 
     lines = [f"Study '{study.name}' in {study_dir}: {len(runs)} runs planned, {len(runs) - len(to_run)} finished, "
              f"{len(to_run)} to run ({parallel} at a time)", data_line, ""]
+    owner = recorded_owner(study_dir)
+    if owner is not None and owner != owner_of(source):
+        lines.insert(2, f"Folder: belongs to {describe_owner(owner)}, not {describe_owner(owner_of(source))}: "
+                        "`kd-ls study` would stop; set `output:` to a new folder, or pass --adopt")
     header = f"{'role':<9}{'runs':>5}{'finished':>10}{'to run':>8}{'epochs':>8}  {'compute per run':<17}network"
     lines += [header, "-" * len(header)]
     for role in ROLES:
@@ -91,7 +97,10 @@ def describe(study: Study, parallel: int) -> str:
                      "evaluation not counted)")
     left_seconds = costs.seconds_left(to_run, {}, parallel)
     if left_seconds is not None:
-        lines.append(f"Time left at the speed of this study's {len(costs.seconds)} finished runs: ~{clock(left_seconds)}")
+        rough = f" (rough: some kinds of run to do have fewer than {CALIBRATED_AFTER} finished runs of their own)" \
+            if costs.rough(to_run, []) else ""
+        lines.append(f"Time left at the speed of this study's {len(costs.seconds)} finished runs: ~{clock(left_seconds)}"
+                     f"{rough}")
     elif to_run:
         lines.append("Time: known once a run of this study has finished (`kd-ls study` shows the time left from then on)")
     lines += ["", "Runs:"]

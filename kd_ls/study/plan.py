@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from kd_ls.data import DATASETS
+from kd_ls.lightning.student import loss_settings
 from kd_ls.study.spec import Recipe, Study
 
 TEACHER, STUDENT, BASELINE = "teacher", "student", "baseline"
@@ -21,8 +22,8 @@ class PlannedRun:
     """One training run of a study.
 
     `alpha` is the run's own label smoothing (0 for distilled students); `teacher_alpha` is the
-    smoothing of a student's teacher (None for teachers and baselines); `temperature` is set
-    for students only.
+    smoothing of a student's teacher (None for teachers and baselines); `temperature` and
+    `loss` (the distillation loss, kd_ls.losses) are set for students only.
     """
 
     run_id: str
@@ -33,12 +34,16 @@ class PlannedRun:
     temperature: Optional[float]
     teacher_id: Optional[str]
     config: dict[str, Any]
+    loss: Optional[str] = "kd"
 
     def label(self) -> str:
-        """Short human description, e.g. 'student a=0.1 T=4 seed=0' (a: the teacher's alpha)."""
+        """Short human description, e.g. 'student a=0.1 T=4 seed=0' (a: the teacher's alpha),
+        'student a=0.1 T=4 lskd seed=0' for a loss other than kd."""
         text = f"{self.role} a={self.alpha if self.teacher_alpha is None else self.teacher_alpha:g}"
         if self.temperature is not None:
             text += f" T={self.temperature:g}"
+        if self.loss not in (None, "kd"):
+            text += f" {self.loss}"
         return f"{text} seed={self.seed}"
 
 
@@ -74,10 +79,18 @@ def _config(study: Study, recipe: Recipe, seed: int, class_path: str, model_args
 
 
 def _make(study: Study, role: str, seed: int, alpha: float, teacher_alpha: Optional[float],
-          temperature: Optional[float], teacher_id: Optional[str], config: dict[str, Any]) -> PlannedRun:
+          temperature: Optional[float], teacher_id: Optional[str], config: dict[str, Any],
+          loss: Optional[str] = None) -> PlannedRun:
     identity = run_identity(role, teacher_id, study.threads, config)
     return PlannedRun(f"{role}-{config_hash(identity)}", role, seed, alpha, teacher_alpha, temperature, teacher_id,
-                      config)
+                      config, loss)
+
+
+def loss_args(study: Study, loss: str) -> dict[str, Any]:
+    """The Student arguments that select `loss`: none for kd, so that the runs of studies from
+    before the loss axis keep their ids; else the loss and every option, defaults filled in (an
+    option written out at its default names the same run as one left out)."""
+    return {} if loss == "kd" else {"loss": loss, **loss_settings(loss, study.loss_options.get(loss, {}))}
 
 
 def use_teacher_cache(study: Study) -> bool:
@@ -88,7 +101,7 @@ def use_teacher_cache(study: Study) -> bool:
     if study.teacher_cache is not None:
         return study.teacher_cache
     views = DATASETS[study.dataset.name](**{**study.dataset.options, **study.student.data_options}).num_views
-    students_per_teacher = max(len(study.temperatures), len(study.ls_temperatures or []))
+    students_per_teacher = max(len(study.temperatures), len(study.ls_temperatures or [])) * len(study.losses)
     return views <= students_per_teacher * study.student.epochs
 
 
@@ -108,10 +121,11 @@ def plan_study(study: Study) -> list[PlannedRun]:
                             _config(study, study.teacher, seed, TEACHER_CLASS, teacher_args))
             teachers.append(teacher)
             for t in student_temperatures(study, alpha):
-                student_args = {"temperature": t, "beta": study.beta, "soften_student": study.soften_student,
-                                "teacher_cache": cache}
-                config = _config(study, study.student, seed, STUDENT_CLASS, student_args)
-                students.append(_make(study, STUDENT, seed, 0.0, alpha, t, teacher.run_id, config))
+                for loss in study.losses:
+                    student_args = {"temperature": t, "beta": study.beta, "soften_student": study.soften_student,
+                                    "teacher_cache": cache, **loss_args(study, loss)}
+                    config = _config(study, study.student, seed, STUDENT_CLASS, student_args)
+                    students.append(_make(study, STUDENT, seed, 0.0, alpha, t, teacher.run_id, config, loss))
         baseline_alphas = ([0.0] if study.baselines.alone else []) + (
             [study.baselines.ls_alpha] if study.baselines.ls_alpha > 0 else [])
         for alpha in baseline_alphas:
