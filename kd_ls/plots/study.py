@@ -12,7 +12,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from kd_ls.plots import save_figure
-from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC, alpha_cells, done_rows, metric_interval, student_cells
+from kd_ls.verdict.cells import (PLAIN_ALPHA, PRIMARY_METRIC, alpha_cells, done_rows, metric_interval, of_loss,
+                                 student_cells)
 from kd_ls.verdict.stats import Interval
 
 _PERCENT = 100.0
@@ -97,13 +98,14 @@ def plot_paired_difference(verdict: Mapping[str, Any], path: str | os.PathLike[s
 
 
 def plot_student_accuracy_vs_temperature(
-    rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]
+    rows: Iterable[Mapping[str, Any]], path: str | os.PathLike[str], loss: str = "kd"
 ) -> Path | None:
-    """Mean student test accuracy vs distillation temperature, one line per teacher alpha with its
-    unpaired per-cell 95% band, baselines trained alone as dashed lines. None if no students.
-    The bands ignore the pairing by seed: the paired verdict is paired_difference_vs_temperature."""
+    """Mean student test accuracy vs distillation temperature of the students of ``loss``, one line
+    per teacher alpha with its unpaired per-cell 95% band, baselines trained alone as dashed lines.
+    None if no students. The bands ignore the pairing by seed: the paired verdict is
+    paired_difference_vs_temperature."""
     finished, _ = done_rows(rows)
-    cells = student_cells(finished)
+    cells = student_cells(of_loss(finished, loss))
     if not cells:
         return None
     figure = Figure(figsize=(6.4, 4.4), layout="constrained")

@@ -52,7 +52,8 @@ def draw_figures(layout: StudyLayout, rows: list[dict[str, Any]], verdict: Mappi
     tightness, the mechanism scatter and all teachers' projections side by side."""
     plot_forest(verdict, layout.plot(FOREST))
     plot_paired_difference(verdict, layout.plot("paired_difference_vs_temperature"))
-    plot_student_accuracy_vs_temperature(rows, layout.plot("student_accuracy_vs_temperature"))
+    plot_student_accuracy_vs_temperature(rows, layout.plot("student_accuracy_vs_temperature"),
+                                         loss=verdict["primary"]["grid"]["loss"])
     plot_teacher_vs_alpha(rows, layout.plot("teacher_vs_alpha"))
     plot_tightness_vs_alpha(rows, layout.plot("tightness_vs_alpha"), metrics=tightness)
     plot_mechanism(verdict, layout.plot("mechanism"))

@@ -11,10 +11,9 @@ import dataclasses
 import difflib
 import importlib.resources
 import inspect
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, Optional
 
 import yaml
 from pytorch_lightning import Trainer
@@ -27,6 +26,7 @@ from kd_ls.lightning.student import loss_settings
 from kd_ls.losses import CONVENTIONS, LOSSES, check_loss
 from kd_ls.models import create_model
 from kd_ls.names import did_you_mean
+from kd_ls.study.schema import StudyError, build
 from kd_ls.verdict.sequential import PRECONDITION_MODES
 
 LOGGERS = ("csv", "wandb")
@@ -38,10 +38,6 @@ STUDY_TRAINER_KEYS = {"max_epochs": "study.teacher.epochs / study.student.epochs
 # Input shapes of the datasets whose shape is fixed; others are read from the data (image_folder)
 # or are 32x32 colour images (CIFAR).
 KNOWN_SHAPES = {"mnist1d": (1, 40), "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28)}
-
-
-class StudyError(ValueError):
-    """A malformed study file; the message is one line naming the field."""
 
 
 def _defaults(cls: type) -> dict[str, Any]:
@@ -194,72 +190,6 @@ class Study:
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (what study.json stores)."""
         return dataclasses.asdict(self)
-
-
-# ---- parsing ---------------------------------------------------------------------------------
-
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is list:
-        return f"a list of {_type_name(get_args(tp)[0])}s"
-    if origin is dict:
-        return "a mapping"
-    if origin is Union:
-        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None)) + " or null"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, tp.__name__)
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check `value` against the annotation `tp` (ints accepted as floats), building dataclasses."""
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise StudyError(f"{where}: expected a mapping, got {value!r}")
-        return _build(tp, value, where)
-    if origin is Union:
-        if value is None and type(None) in get_args(tp):
-            return None
-        return _coerce(value, next(a for a in get_args(tp) if a is not type(None)), where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise StudyError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-        return [_coerce(v, get_args(tp)[0], f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise StudyError(f"{where}: expected a mapping, got {value!r}")
-        _check_finite(value, where)
-        return dict(value)
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }[tp]
-    if not ok:
-        raise StudyError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-    _check_finite(value, where)
-    return float(value) if tp is float else value
-
-
-def _check_finite(value: Any, where: str) -> None:
-    """Refuse NaN and infinities (YAML's .nan, .inf) anywhere in a value, mappings and lists included."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise StudyError(f"{where}: must be a finite number, got {value}")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_finite(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_finite(item, f"{where}[{i}]")
-
-
-def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
-    hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in hints:
-            raise StudyError(f"{where}.{key}: unknown key; allowed: {', '.join(names)}{did_you_mean(key, names)}")
-    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()})
 
 
 def _require(ok: bool, message: str) -> None:
@@ -423,7 +353,7 @@ def parse_study(raw: Any) -> Study:
     """Build and validate a Study from a mapping (a loaded YAML document)."""
     if not isinstance(raw, dict):
         raise StudyError(f"study: expected a mapping at the top of the file, got {type(raw).__name__}")
-    return validate(_build(Study, raw, "study"))
+    return validate(build(Study, raw, "study"))
 
 
 def load_study(path: Optional[str | Path] = None) -> Study:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping
 
-from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC, Cell, alpha_cells, done_rows, metric_interval, student_cells
+from kd_ls.verdict.cells import (PLAIN_ALPHA, PRIMARY_METRIC, Cell, alpha_cells, done_rows, loss_of, metric_interval,
+                                 of_loss, student_cells)
 from kd_ls.verdict import sequential
-from kd_ls.verdict.family import MDE_METHOD, POWER, RESOLUTION, Family, decide_family
+from kd_ls.verdict.family import MDE_METHOD, POWER, RESOLUTION, decide_family
 from kd_ls.verdict.matched import accuracy_matched
 from kd_ls.verdict.mechanism import mechanism
 from kd_ls.verdict.primary import (BETTER, HELPS, HURTS, WORSE, Grid, decision, precondition_contrasts,
@@ -178,17 +179,12 @@ def _test_n(rows: list[Mapping[str, Any]]) -> int | list[int] | None:
     return None if not sizes else sizes[0] if len(sizes) == 1 else sizes
 
 
-def loss_of(row: Mapping[str, Any]) -> str:
-    """A student row's distillation loss; rows from before the losses axis (no value) are KD."""
-    return row.get("loss") or "kd"
-
-
 def _loss_contrasts(rows: list[dict[str, Any]], losses: list[str], grid: Grid) -> list[Comparison]:
     """Per loss, the primary's contrast under that loss; per further loss, its difference from the
     first loss's contrast (the loss x LS interaction), paired by seed."""
     per_loss = {}
     for loss in losses:
-        cells = student_cells([r for r in rows if r["role"] != "student" or loss_of(r) == loss])
+        cells = student_cells(of_loss(rows, loss))
         per_loss[loss], _ = primary_contrasts(cells, Grid(grid.alphas, grid.temperatures, loss))
     comparisons = []
     for loss in losses:
@@ -221,7 +217,7 @@ def design_from_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
              "temperatures": sorted({r["temperature"] for r in students}), "seeds": seeds,
              "losses": sorted({loss_of(r) for r in students}) or ["kd"]}
     design = sequential.design_of(study)
-    cells = student_cells([r for r in rows if r["role"] != "student" or loss_of(r) == design["grid"]["loss"]])
+    cells = student_cells(of_loss(rows, design["grid"]["loss"]))
     complete, _ = primary_contrasts(cells, _grid(design))
     return {**design, "schedule": [max(len(complete), 1)]}
 
@@ -293,8 +289,7 @@ def build_verdict(rows: Iterable[Mapping[str, Any]], design: Mapping[str, Any] |
     rows_done, failed = done_rows(rows)
     design = dict(design or design_from_rows(rows_done))
     losses = _losses(rows_done, design)
-    primary_rows = [r for r in rows_done if r["role"] != "student" or loss_of(r) == losses[0]]
-    students = student_cells(primary_rows)
+    students = student_cells(of_loss(rows_done, losses[0]))
     teachers = alpha_cells(rows_done, "teacher")
     baselines = alpha_cells(rows_done, "baseline")
     history = sequential.declare(history, design, sha256, when)

@@ -87,6 +87,17 @@ def _add_to_cell(cells: dict[Any, Cell], key: Any, row: Row) -> None:
     cell[row["seed"]] = row
 
 
+def loss_of(row: Mapping[str, Any]) -> str:
+    """A student row's distillation loss; rows from before the losses axis (no value) are KD."""
+    return row.get("loss") or "kd"
+
+
+def of_loss(rows: Iterable[Row], loss: str) -> list[Row]:
+    """The rows with the students of one loss only (teachers and baselines kept), so that each
+    (teacher alpha, T) cell holds one student per seed."""
+    return [row for row in rows if row["role"] != "student" or loss_of(row) == loss]
+
+
 def student_cells(rows: Iterable[Row]) -> dict[tuple[float, float], Cell]:
     """Finished student rows by (teacher alpha, temperature), each cell keyed by seed."""
     cells: dict[Any, Cell] = {}

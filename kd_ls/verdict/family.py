@@ -76,7 +76,10 @@ def _power(noncentrality: float, df: float, quantile: float) -> float:
 
 def noncentrality_for_power(df: float, quantile: float, power: float = POWER) -> float:
     """The noncentrality at which the two-sided t test with critical value ``quantile`` on ``df``
-    degrees of freedom rejects with probability ``power``."""
+    degrees of freedom rejects with probability ``power`` (infinite for an infinite quantile: a test
+    at level 0 never rejects)."""
+    if not math.isfinite(quantile):
+        return math.inf
     high = 1.0
     while _power(high, df, quantile) < power:
         high *= 2

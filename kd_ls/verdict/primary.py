@@ -82,8 +82,8 @@ class SeedTest:
         return None if sd is None else sd / math.sqrt(self.n)
 
     def interval(self) -> tuple[float | None, float | None]:
-        """The two-sided (1 - alpha) t interval of the mean."""
-        if not self.testable():
+        """The two-sided (1 - alpha) t interval of the mean (none at alpha 0: it would be unbounded)."""
+        if not self.testable() or self.alpha <= 0:
             return None, None
         half = float(special.stdtrit(self.n - 1, 1 - self.alpha / 2)) * self.se()
         return self.estimate() - half, self.estimate() + half
@@ -121,19 +121,21 @@ class SeedTest:
     def minimum_detectable_effect(self, power: float = POWER) -> float | None:
         """Smallest true effect this test would decide with probability ``power`` (noncentral t
         at the observed se and df)."""
-        if not self.testable():
+        if not self.testable() or self.alpha <= 0:  # no alpha left: nothing can be detected
             return None
         return _noncentrality(self.n - 1, self.alpha, power) * self.se()
 
     def seeds_needed(self, power: float = POWER, most: int = 10_000) -> int | None:
         """Seeds at which an effect of the observed size would be decided with ``power`` at this
         alpha (the observed sd held fixed); None when the estimate is 0 or more than ``most``."""
-        if not self.testable() or self.estimate() == 0:
+        if not self.testable() or self.estimate() == 0 or self.alpha <= 0:
             return None
         sd, effect = self._moments[1], abs(self.estimate())
         # The normal approximation is a lower bound (t quantiles are larger): search up from there.
         z = scipy_stats.norm.ppf(1 - self.alpha / 2) + scipy_stats.norm.ppf(power)
-        for n in range(max(2, math.floor((z * sd / effect) ** 2)), most + 1):
+        start = max(2, math.floor((z * sd / effect) ** 2))
+        # t quantiles exceed the normal one by a little past a few seeds: a short search suffices.
+        for n in range(start, min(most, start + 100) + 1):
             if _noncentrality(n - 1, self.alpha, power) * sd / math.sqrt(n) <= effect:
                 return n
         return None
