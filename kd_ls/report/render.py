@@ -63,7 +63,7 @@ def _secondary_table(verdict: Mapping[str, Any]) -> tuple[list[str], list[list[s
     body = []
     for label, entry, value in secondary_rows(verdict):
         if entry.get("missing"):
-            body.append([label, "n/a", "n/a", "n/a", f"{entry['verdict']} (missing)"])
+            body.append([label, "n/a", "n/a", "n/a", "n/a (missing)"])
         else:
             body.append([label, pp(entry[value], signed=True), ci(entry), _p(entry["p_holm"]),
                          entry["verdict"] + (" (Holm)" if entry.get("holm_decided") else "")])

@@ -252,7 +252,6 @@ def _check_primary(study: Study) -> None:
     """The primary's grid must be part of the study's, its margin positive, its precondition known;
     a sequential plan must add seeds."""
     primary, ls_alphas = study.primary, [a for a in study.alphas if a > 0]
-    _require(bool(ls_alphas), f"study.alphas: the primary question needs at least one alpha > 0, got {study.alphas}")
     for i, alpha in enumerate(primary.alphas or []):
         _require(alpha in ls_alphas, f"study.primary.alphas[{i}]: {alpha:g} is not an LS alpha of the study; "
                                      f"choose from {', '.join(f'{a:g}' for a in ls_alphas)}")

@@ -254,7 +254,9 @@ def _primary(students: StudentCells, baselines: dict[float, Cell], history: dict
     if look is None:
         for entry in (primary, precondition):
             entry["word"] = "undecided"
-        primary["why"] = (f"not yet at its first planned look ({len(contrasts)} of {design['schedule'][0]} seeds "
+        primary["why"] = ("the study has no LS teacher (no alpha > 0), so there is nothing to compare"
+                          if not design["grid"]["alphas"] else
+                          f"not yet at its first planned look ({len(contrasts)} of {design['schedule'][0]} seeds "
                           "complete); the numbers are exploratory")
     else:
         history = sequential.record_look(history, look, primary, when)

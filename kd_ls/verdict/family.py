@@ -31,6 +31,7 @@ from kd_ls.verdict.stats import BETTER, LEVEL, UNDECIDED, WORSE, Estimate, t_qua
 
 POWER = 0.8
 RESOLUTION = 0.005  # 0.5 pp: the family-wise half-width "seeds needed" aims at
+NO_SPREAD = 1e-12  # a standard error this small is rounding: the per-seed values are identical
 MAX_SEEDS = 100_000  # past this, "seeds needed" is reported as unknown (null)
 MDE_METHOD = "noncentral t, two-sided, at the family-wise level, with the observed standard error and df"
 
@@ -112,11 +113,10 @@ def seeds_needed(estimate: Estimate, family: Family, target: float = RESOLUTION)
 
 
 def p_value(estimate: Estimate) -> float | None:
-    """Two-sided p of the t test of a zero effect, None without an interval."""
-    if not decidable(estimate):
+    """Two-sided p of the t test of a zero effect; None without an interval, or without spread
+    (identical per-seed values, common on a small test set's accuracy grid: no t statistic exists)."""
+    if not decidable(estimate) or estimate.se <= NO_SPREAD:
         return None
-    if estimate.se == 0:
-        return 0.0 if estimate.value != 0 else 1.0
     return float(2 * scipy_stats.t.sf(abs(estimate.value / estimate.se), estimate.df))
 
 
@@ -139,6 +139,8 @@ def word(estimate: Estimate, decided: bool) -> str:
     if not decidable(estimate):
         why = f"n = {estimate.seeds}" if estimate.seeds <= 1 else f"df = {max(estimate.df, 0)}"
         return f"{UNDECIDED} ({why})"
+    if estimate.se <= NO_SPREAD:
+        return f"{UNDECIDED} (no spread)"
     if decided:
         return WORSE if estimate.value < 0 else BETTER
     return UNDECIDED

@@ -26,7 +26,7 @@ from scipy import special
 from scipy import stats as scipy_stats
 
 from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC, Cell
-from kd_ls.verdict.family import POWER, noncentrality_for_power
+from kd_ls.verdict.family import NO_SPREAD, POWER, noncentrality_for_power
 
 WORSE, BETTER, EQUIVALENT, UNDECIDED = "worse", "better", "equivalent", "undecided"
 HELPS, HURTS = "helps", "hurts"
@@ -70,7 +70,7 @@ class SeedTest:
 
     def testable(self) -> bool:
         """At least 2 seeds and some spread: a t statistic exists."""
-        return self.n >= 2 and self._moments[1] > 0
+        return self.n >= 2 and self._moments[1] > NO_SPREAD
 
     def estimate(self) -> float | None:
         """Mean contrast over seeds (None without seeds)."""
