@@ -31,7 +31,7 @@ from kd_ls.verdict.stats import BETTER, LEVEL, UNDECIDED, WORSE, Estimate, t_qua
 
 POWER = 0.8
 RESOLUTION = 0.005  # 0.5 pp: the family-wise half-width "seeds needed" aims at
-NO_SPREAD = 1e-12  # a standard error this small is rounding: the per-seed values are identical
+NO_SPREAD = 1e-6  # 0.0001 pp: a spread this small is float32 rounding of equal accuracies, not a spread
 MAX_SEEDS = 100_000  # past this, "seeds needed" is reported as unknown (null)
 MDE_METHOD = "noncentral t, two-sided, at the family-wise level, with the observed standard error and df"
 
