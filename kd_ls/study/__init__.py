@@ -1,7 +1,8 @@
 """Whole teacher/student studies: plan them and run them (resumably).
 
-`spec` (the study file), `plan` (its runs and their ids), `runner` (executing them), `devices`
-(which worker gets which GPU), `session` (one `kd-ls study`: lock, manifest, run, report),
+`spec` (the study file; `schema` checks its types), `plan` (its runs and their ids), `runner`
+(executing them), `devices` (which worker gets which GPU), `ownership` (which study file a folder
+belongs to), `session` (one `kd-ls study`: lock, ownership, declaration, rounds of seeds, report),
 `progress`, `cost` (expected run costs for the time left), `dry_run`, `tracking` (W&B).
 Deciding lives in kd_ls.verdict, reporting in kd_ls.report: this room only runs.
 """
