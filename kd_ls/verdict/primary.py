@@ -27,8 +27,9 @@ from scipy import stats as scipy_stats
 
 from kd_ls.verdict.cells import PLAIN_ALPHA, PRIMARY_METRIC, Cell
 from kd_ls.verdict.family import NO_SPREAD, POWER, noncentrality_for_power
+from kd_ls.verdict.stats import BETTER, UNDECIDED, WORSE
 
-WORSE, BETTER, EQUIVALENT, UNDECIDED = "worse", "better", "equivalent", "undecided"
+EQUIVALENT = "equivalent"
 HELPS, HURTS = "helps", "hurts"
 
 

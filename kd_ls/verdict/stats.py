@@ -15,10 +15,9 @@ from scipy import stats as scipy_stats
 
 LEVEL = 0.95
 
-# The verdict words (family.py decides which one a comparison gets).
+# The verdict words (primary.py and family.py decide which one a comparison gets).
 WORSE = "worse"
 BETTER = "better"
-NO_DIFFERENCE = "no detectable difference"
 UNDECIDED = "undecided"
 
 
