@@ -21,7 +21,6 @@ from kd_ls.io import atomic_write_json, atomic_write_text
 from kd_ls.layout import StudyLayout
 from kd_ls.plots.forest import plot_forest
 from kd_ls.plots.study import plot_mechanism, plot_paired_difference
-from kd_ls.report.figures import FOREST
 from kd_ls.report.history import now, save_history
 from kd_ls.report.page import write_report_page
 from kd_ls.report.render import render_markdown
@@ -46,7 +45,7 @@ def reverdict(folder: Path) -> dict:
     verdict["notes"] = [POST_HOC]
     atomic_write_json(layout.verdict_json, verdict)
     atomic_write_text(layout.verdict_md, render_markdown(verdict))
-    plot_forest(verdict, layout.plot(FOREST))
+    plot_forest(verdict, layout.forest_plot)
     plot_paired_difference(verdict, layout.plot("paired_difference_vs_temperature"))
     plot_mechanism(verdict, layout.plot("mechanism"))
     write_report_page(folder)

@@ -156,6 +156,11 @@ class StudyLayout:
         """Folder of the study's figures."""
         return self.root / "plots"
 
+    @property
+    def forest_plot(self) -> Path:
+        """The forest plot of every comparison, which report.html opens with."""
+        return self.plot("forest")
+
     def plot(self, name: str) -> Path:
         """One figure of the study, e.g. plot('paired_difference_vs_temperature')."""
         return self.plots / f"{name}.png"

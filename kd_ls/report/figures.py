@@ -21,9 +21,6 @@ from kd_ls.plots.study import (
 )
 
 
-FOREST = "forest"  # the report page opens with this figure
-
-
 def projection_panels(rows: Sequence[Mapping[str, Any]],
                       analyses: Mapping[tuple[float, int], Path]) -> list[ProjectionPanel]:
     """One panel per analysed teacher with a saved projection, with its row's tightness numbers."""
@@ -50,7 +47,7 @@ def draw_figures(layout: StudyLayout, rows: list[dict[str, Any]], verdict: Mappi
                  analyses: Mapping[tuple[float, int], Path], tightness: Sequence[str]) -> None:
     """Every figure of plots/: the forest plot of every comparison, the paired difference, student accuracy per cell, teachers,
     tightness, the mechanism scatter and all teachers' projections side by side."""
-    plot_forest(verdict, layout.plot(FOREST))
+    plot_forest(verdict, layout.forest_plot)
     plot_paired_difference(verdict, layout.plot("paired_difference_vs_temperature"))
     plot_student_accuracy_vs_temperature(rows, layout.plot("student_accuracy_vs_temperature"),
                                          loss=verdict["primary"]["grid"]["loss"])

@@ -21,7 +21,6 @@ from typing import Any, Optional
 from kd_ls import __version__
 from kd_ls.io import atomic_write_text
 from kd_ls.layout import AnalysisLayout, StudyLayout
-from kd_ls.report.figures import FOREST
 
 # results.csv columns shown per run, with their headings; fractions shown as percent.
 RUN_COLUMNS = (("role", "role"), ("status", "status"), ("seed", "seed"), ("alpha", "alpha"),
@@ -199,7 +198,7 @@ def figure(path: Path, caption: str) -> str:
 def figures(study_dir: Path, rows: list[dict[str, str]]) -> list[str]:
     """The study's plots, then the first seed's teacher analyses, as embedded figures."""
     layout = StudyLayout.of(study_dir)
-    forest = layout.plot(FOREST)
+    forest = layout.forest_plot
     found = [(png, png.stem.replace("_", " ")) for png in sorted(layout.plots.glob("*.png")) if png != forest]
     alphas = sorted({float(r["alpha"]) for r in rows if r.get("role") == "teacher" and r.get("status") == "done"})
     for alpha in alphas:
@@ -222,7 +221,7 @@ def render_page(study_dir: Path) -> str:
     verdict = layout.verdict_md.read_text() if layout.verdict_md.is_file() else "No verdict.md yet."
     plots = figures(study_dir, rows)
     body = markdown_to_html(verdict, shift=1)
-    forest = layout.plot(FOREST)
+    forest = layout.forest_plot
     if forest.is_file():  # the page opens with the headline paragraph and the forest plot under it
         head, cut, rest = body.partition("</p>")
         caption = ("Forest plot: every comparison on one axis, the primary on top; thick bars decide the word "

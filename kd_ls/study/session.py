@@ -71,15 +71,14 @@ def unplanned_run_folders(study_dir: Path, planned: set[str]) -> list[Path]:
     return sorted(p for p in runs.iterdir() if p.is_dir() and p.name not in planned) if runs.is_dir() else []
 
 
-def write_manifest(study: Study, study_dir: Path, seeds: Optional[list[int]] = None,
+def write_manifest(study: Study, study_dir: Path, runs: Optional[list[PlannedRun]] = None,
                    sha256: Optional[str] = None) -> None:
-    """study.json: the spec as declared, the study file's hash, and the planned runs of ``seeds``
-    (default: the study's own; more when seeds were added until decided), which `kd-ls report` reads."""
-    grown = dataclasses.replace(study, seeds=seeds or study.seeds)
-    runs = [dataclasses.asdict(r) for r in plan_study(grown)]
+    """study.json: the spec as declared, the study file's hash, and the planned runs (default: the
+    study's own; more when seeds were added until decided), which `kd-ls report` reads."""
+    runs = plan_study(study) if runs is None else runs
     atomic_write_json(StudyLayout.of(study_dir).manifest,
                       {"kd_ls_version": __version__, "study": study.to_dict(), "study_sha256": sha256,
-                       "seeds": grown.seeds, "runs": runs})
+                       "seeds": sorted({run.seed for run in runs}), "runs": [dataclasses.asdict(r) for r in runs]})
 
 
 def seed_rounds(study: Study) -> list[list[int]]:
@@ -161,7 +160,7 @@ def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str, s
                 if number > 1:
                     display.note(f"primary undecided at {len(rounds[number - 2])} seeds: adding seeds "
                                  f"{seeds[len(rounds[number - 2]):]} (planned look {number} of {len(rounds)})")
-                write_manifest(study, study_dir, seeds, sha256)
+                write_manifest(study, study_dir, runs, sha256)
                 execute_study(grown, study_dir, jobs=jobs, on_event=progress_events(display), executor=executor)
             if number < len(rounds) and decide(study_dir, collect_rows(study_dir))["primary"]["word"] != "undecided":
                 break
