@@ -6,38 +6,24 @@ PyTorch's `label_smoothing=`) so that the tests can compare against PyTorch inde
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal, Mapping, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kd_ls.names import did_you_mean
-
-Convention = Literal["uniform", "others", "adaptive", "online"]
-CONVENTIONS: tuple[str, ...] = ("uniform", "others", "adaptive", "online")
-
-
-def check_range(name: str, value: float, low: float, high: float, *, closed_high: bool) -> None:
-    """Raise a one-line ValueError unless low <= value <= high (or < high when open)."""
-    above = value > high if closed_high else value >= high
-    if not (value >= low) or above:
-        bracket = "]" if closed_high else ")"
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}{bracket}, got {value!r}")
-
-
-def check_convention(convention: str) -> None:
-    """Raise a one-line ValueError unless `convention` is one of CONVENTIONS."""
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}; got {convention!r}"
-                         + did_you_mean(convention, CONVENTIONS))
-
-
-def check_temperature(temperature: float) -> None:
-    """Raise a one-line ValueError unless the temperature is positive."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+# The names and the checks of their settings live in loss_options.py (torch-free: a study is
+# checked before torch loads); they are re-exported here, where the losses are.
+from kd_ls.loss_options import (  # noqa: F401
+    CONVENTIONS,
+    LOSS_OPTIONS,
+    LOSSES,
+    Convention,
+    check_convention,
+    check_loss,
+    check_range,
+    check_temperature,
+)
 
 
 def smoothed_targets(
@@ -159,36 +145,8 @@ class LabelSmoothingLoss(nn.Module):
 
 # ---- distillation ------------------------------------------------------------------------------
 
-LOSSES: tuple[str, ...] = ("kd", "lskd", "dkd")
-# The options each loss takes, with their defaults (DKD: the paper's CIFAR-100 values).
-LOSS_OPTIONS: dict[str, dict[str, float]] = {"kd": {}, "lskd": {}, "dkd": {"dkd_alpha": 1.0, "dkd_beta": 8.0}}
 # Added to the standard deviation in LSKD's z-score, as in the authors' `normalize`.
 LSKD_EPSILON = 1e-7
-
-
-def check_loss(loss: str, options: Mapping[str, Any], soften_student: bool = True, prefix: str = "",
-               option_table: Mapping[str, Mapping[str, float]] = LOSS_OPTIONS) -> dict[str, float]:
-    """Validate a loss name and its options; return every option of that loss, defaults filled in.
-
-    Errors are one line and name the field as `<prefix>loss` or `<prefix><option>`. An option
-    of another loss (dkd_beta with kd) is refused, not ignored. `option_table` lists each loss's
-    options (a caller with options of its own, such as the Student's warm-up, passes a wider one)."""
-    if loss not in LOSSES:
-        raise ValueError(f"{prefix}loss must be one of {', '.join(LOSSES)}; got {loss!r}{did_you_mean(loss, LOSSES)}")
-    allowed = option_table[loss]
-    for name, value in options.items():
-        if name not in allowed:
-            owners = [other for other in LOSSES if name in option_table[other]]
-            where = f"an option of loss {owners[0]!r}, not of" if owners else "not an option of"
-            hint = "" if owners else did_you_mean(name, allowed)
-            raise ValueError(f"{prefix}{name} is {where} loss {loss!r}; "
-                             f"its options: {', '.join(allowed) or 'none'}{hint}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"{prefix}{name} must be a finite number >= 0, got {value!r}")
-    if not soften_student and loss != "kd":
-        raise ValueError(f"{prefix}soften_student=False (only the teacher softened) is defined for loss 'kd' only; "
-                         f"loss {loss!r} softens both by T")
-    return {**allowed, **{name: float(value) for name, value in options.items()}}
 
 
 def kd_soft_term(student_logits: Tensor, teacher_logits: Tensor, temperature: float, soften_student: bool) -> Tensor:

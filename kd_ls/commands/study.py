@@ -47,7 +47,7 @@ def study_command(argv: Sequence[str]) -> int:
     if args.new is not None:
         return new_study_file(args.new)
     from kd_ls.lightning.quiet import set_verbose
-    from kd_ls.study import load_study, run_study
+    from kd_ls.study import load_study
 
     set_verbose(args.verbose)
     if args.jobs is not None and args.jobs < 1:
@@ -73,6 +73,8 @@ def study_command(argv: Sequence[str]) -> int:
         print(describe(study, parallel=(args.jobs or default_jobs(study)) if local else study.cluster.max_parallel,
                        source=args.config))
         return 0
+    from kd_ls.study import run_study
+
     verdict = run_study(study, jobs=args.jobs, progress=not args.no_progress, source=args.config, adopt=args.adopt)
     print_verdict(verdict, Path(study.output))
     return incomplete_status(verdict)

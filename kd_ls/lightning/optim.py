@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-import torch
+if TYPE_CHECKING:  # torch loads with the optimizer, not with the checks a study file runs
+    import torch
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant")
@@ -38,8 +39,10 @@ def check_optimization(optimizer: str, lr: float, momentum: float, weight_decay:
             raise ValueError(f"{prefix}milestones must lie in (0, 1) (fractions of the run), got {list(milestones)}")
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], hp: Any) -> torch.optim.Optimizer:
+def build_optimizer(params: Iterable["torch.nn.Parameter"], hp: Any) -> "torch.optim.Optimizer":
     """The optimizer named by hyper-parameters `hp` (optimizer, lr, momentum, nesterov, weight_decay)."""
+    import torch
+
     if hp.optimizer == "sgd":
         return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum,
                                nesterov=hp.nesterov and hp.momentum > 0, weight_decay=hp.weight_decay)

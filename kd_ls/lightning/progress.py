@@ -20,17 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Column
 
+from kd_ls.clock import clock
 from kd_ls.lightning.grouped_steps import total_optimizer_steps
 
 SHOWN_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
-
-
-def clock(seconds: Optional[float]) -> str:
-    """A duration as H:MM:SS; '?' when unknown."""
-    if seconds is None:
-        return "?"
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def metrics_text(trainer: pl.Trainer) -> str:

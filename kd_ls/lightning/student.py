@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
@@ -11,24 +11,8 @@ from kd_ls.evaluation import SplitOutputs, teacher_agreement_metrics
 from kd_ls.lightning.checkpoint import load_network
 from kd_ls.lightning.module import ClassifierModule
 from kd_ls.lightning.teacher_cache import teacher_logit_cache
-from kd_ls.losses import LOSS_OPTIONS, check_loss, check_range, check_temperature, distillation_loss
-
-
-# Each loss's options as a Student takes them: the loss's own, and DKD's warm-up (0: none).
-STUDENT_LOSS_OPTIONS: dict[str, dict[str, float]] = {
-    loss: {**options, **({"dkd_warmup_epochs": 0} if loss == "dkd" else {})} for loss, options in LOSS_OPTIONS.items()}
-
-
-def loss_settings(loss: str, options: Mapping[str, Any], soften_student: bool = True,
-                  prefix: str = "model.") -> dict[str, Any]:
-    """A Student's loss options (STUDENT_LOSS_OPTIONS), checked, every default filled in."""
-    settings: dict[str, Any] = check_loss(loss, options, soften_student, prefix, STUDENT_LOSS_OPTIONS)
-    if "dkd_warmup_epochs" in settings:
-        warmup = options.get("dkd_warmup_epochs", 0)
-        if isinstance(warmup, bool) or not isinstance(warmup, int):
-            raise ValueError(f"{prefix}dkd_warmup_epochs must be an integer >= 0, got {warmup!r}")
-        settings["dkd_warmup_epochs"] = warmup
-    return settings
+from kd_ls.loss_options import loss_settings
+from kd_ls.losses import check_range, check_temperature, distillation_loss
 
 
 class Student(ClassifierModule):

@@ -23,12 +23,10 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
-import torch
-
+from kd_ls import catalog
 from kd_ls.layout import StudyLayout
-from kd_ls.models import create_model
 from kd_ls.study.plan import PlannedRun
 from kd_ls.study.spec import Study
 
@@ -45,11 +43,22 @@ class InputSpec:
 
 @lru_cache(maxsize=16)
 def forward_flops(net: str, net_kwargs_json: str, spec: InputSpec) -> float:
-    """FLOPs of one forward pass of one sample (torch's FLOP counter, on a batch of two)."""
+    """FLOPs of one forward pass of one sample: the catalog's for a network it built, else
+    counted (torch's FLOP counter, on a batch of two)."""
+    kwargs = json.loads(net_kwargs_json)
+    known = catalog.network_flops(net, kwargs, spec.input_shape, spec.num_classes)
+    return known if known is not None else count_forward_flops(net, kwargs, spec)
+
+
+def count_forward_flops(net: str, net_kwargs: Mapping[str, Any], spec: InputSpec) -> float:
+    """FLOPs of one forward pass of one sample, counted by torch's FLOP counter on a batch of two."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from kd_ls.models import create_model
+
     with torch.random.fork_rng(devices=[]):  # building a net must not move the caller's RNG
-        model = create_model(net, spec.num_classes, spec.input_shape, **json.loads(net_kwargs_json)).eval()
+        model = create_model(net, spec.num_classes, spec.input_shape, **net_kwargs).eval()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(torch.zeros(2, *spec.input_shape))
@@ -76,12 +85,23 @@ def run_cost(run: PlannedRun, teacher: Optional[PlannedRun], spec: InputSpec) ->
 
 
 def input_spec_from_data(study: Study) -> InputSpec:
-    """The study's data shape, class count and training samples, from its data module (loads the data)."""
+    """The study's data shape, class count and training samples: the catalog's for a data setting
+    it built, else from the data module (which loads the data)."""
+    facts = catalog.data_facts(study.dataset.name, study.dataset.options)
+    if facts is None:
+        facts = measure_data(study.dataset.name, study.dataset.options)
+    return InputSpec(tuple(facts["input_shape"]), facts["num_classes"], facts["train_samples"])
+
+
+def measure_data(dataset: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Input shape, classes, training samples and augmentation views of a data setting, from its
+    data module (loads the data)."""
     from kd_ls.data import DATASETS
 
-    data = DATASETS[study.dataset.name](**study.dataset.options)
+    data = DATASETS[dataset](**options)
     data.setup("fit")
-    return InputSpec(tuple(data.input_shape), data.num_classes, int(data.splits["train"][1].shape[0]))
+    return {"input_shape": list(data.input_shape), "num_classes": data.num_classes,
+            "train_samples": int(data.splits["train"][1].shape[0]), "num_views": data.num_views}
 
 
 def input_spec_from_runs(study_dir: Path, runs: Iterable[PlannedRun]) -> Optional[InputSpec]:

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from kd_ls.lightning.progress import clock
+from kd_ls.clock import clock
 from kd_ls.study.cost import CALIBRATED_AFTER, CostModel, InputSpec, input_spec_from_data, input_spec_from_runs
 from kd_ls.study.ownership import describe_owner, owner_of, recorded_owner
 from kd_ls.study.plan import PlannedRun, plan_study

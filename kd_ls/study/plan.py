@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from kd_ls.data import DATASETS
-from kd_ls.lightning.student import loss_settings
+from kd_ls import catalog
+from kd_ls.loss_options import loss_settings
 from kd_ls.study.spec import Recipe, Study
 
 TEACHER, STUDENT, BASELINE = "teacher", "student", "baseline"
@@ -68,12 +68,11 @@ def run_identity(role: str, teacher_id: Optional[str], threads: int, config: dic
 
 
 def _config(study: Study, recipe: Recipe, seed: int, class_path: str, model_args: dict) -> dict[str, Any]:
-    data_cls = DATASETS[study.dataset.name]
     return {
         "seed_everything": seed,
         "trainer": {"max_epochs": recipe.epochs, **study.trainer},
         "model": {"class_path": class_path, "init_args": {**recipe.module_args(), **model_args}},
-        "data": {"class_path": f"{data_cls.__module__}.{data_cls.__name__}",
+        "data": {"class_path": catalog.dataset_class_path(study.dataset.name),
                  "init_args": {**study.dataset.options, **recipe.data_options, "batch_size": recipe.batch_size}},
     }
 
@@ -100,9 +99,21 @@ def use_teacher_cache(study: Study) -> bool:
     teacher costs one pass per student epoch, for every student of that teacher."""
     if study.teacher_cache is not None:
         return study.teacher_cache
-    views = DATASETS[study.dataset.name](**{**study.dataset.options, **study.student.data_options}).num_views
+    views = student_views(study)
     students_per_teacher = max(len(study.temperatures), len(study.ls_temperatures or [])) * len(study.losses)
     return views <= students_per_teacher * study.student.epochs
+
+
+def student_views(study: Study) -> int:
+    """How many augmentation views the students' data has: the catalog's for a data setting it
+    built, else the data module's (built, not loaded)."""
+    options = {**study.dataset.options, **study.student.data_options}
+    facts = catalog.data_facts(study.dataset.name, options)
+    if facts is not None:
+        return facts["num_views"]
+    from kd_ls.data import DATASETS
+
+    return DATASETS[study.dataset.name](**options).num_views
 
 
 def student_temperatures(study: Study, alpha: float) -> list[float]:

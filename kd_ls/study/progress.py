@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.text import Text
 
 from kd_ls.layout import StudyLayout
-from kd_ls.lightning.progress import clock
+from kd_ls.clock import clock
 from kd_ls.records import DONE
 from kd_ls.study.cost import CostModel, input_spec_from_runs
 from kd_ls.study.plan import PlannedRun

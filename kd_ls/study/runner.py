@@ -125,10 +125,10 @@ def run_identity(run: PlannedRun) -> dict[str, Any]:
 
 def resumable_epochs(layout: RunLayout) -> Optional[int]:
     """The epochs an unfinished run's resumable checkpoint holds, or None without a usable one."""
-    from kd_ls.lightning.harness import saved_epochs
-
     if not layout.resume_checkpoint.is_file():
         return None
+    from kd_ls.lightning.harness import saved_epochs
+
     try:
         return saved_epochs(layout.resume_checkpoint)
     except ValueError:  # unreadable: the run starts afresh
@@ -250,12 +250,8 @@ def _record_failure(study_dir: Path, run: PlannedRun, error: str, status: str = 
 
 
 def _gpu_count() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no usable CUDA means CPU workers
-        return 0
+    """GPUs torch sees (none without a GPU driver: then torch is not imported at all)."""
+    return devices.gpu_count()
 
 
 ProgressFn = Callable[[str, PlannedRun, Optional[dict[str, Any]]], None]

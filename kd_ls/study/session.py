@@ -21,7 +21,6 @@ from kd_ls.lightning.quiet import quiet
 from kd_ls.study.ownership import claim_folder
 from kd_ls.study.progress import StudyProgress, stage
 from kd_ls.report.history import declare_primary
-from kd_ls.report.write import collect_rows, decide, write_report
 from kd_ls.study.runner import INTERRUPTED, ProgressFn, default_jobs, execute_study, submitit_executor
 from kd_ls.study.spec import Study, StudyError
 from kd_ls.verdict import sequential
@@ -138,6 +137,13 @@ def run_study(study: Study, jobs: Optional[int] = None, progress: bool = True,
         return _run_study(study, jobs, progress, source_sha256(study, source), source, adopt)
 
 
+def _decided(study_dir: Path) -> bool:
+    """Whether the runs so far decide the primary question (a look of the sequential plan)."""
+    from kd_ls.report.write import collect_rows, decide  # loads torch: the main process needs it only now
+
+    return decide(study_dir, collect_rows(study_dir))["primary"]["word"] != "undecided"
+
+
 def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str, source: Optional[Path],
                adopt: bool) -> dict[str, Any]:
     jobs = jobs or default_jobs(study)
@@ -162,9 +168,11 @@ def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str, s
                                  f"{seeds[len(rounds[number - 2]):]} (planned look {number} of {len(rounds)})")
                 write_manifest(study, study_dir, runs, sha256)
                 execute_study(grown, study_dir, jobs=jobs, on_event=progress_events(display), executor=executor)
-            if number < len(rounds) and decide(study_dir, collect_rows(study_dir))["primary"]["word"] != "undecided":
+            if number < len(rounds) and _decided(study_dir):
                 break
         with stage("writing verdict, report, plots", study_dir, enabled=progress):
+            from kd_ls.report.write import write_report  # the report loads torch: only once the runs are done
+
             verdict = write_report(study_dir)
     if study.logger == "wandb":
         from kd_ls.study.tracking import log_study_summary

@@ -10,22 +10,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.resources
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from pytorch_lightning import Trainer
 
-from kd_ls.data import DATASETS, ArrayDataModule
+from kd_ls import catalog
 from kd_ls.io import read_yaml_text
-from kd_ls.lightning.module import ClassifierModule
 from kd_ls.lightning.optim import check_optimization
-from kd_ls.lightning.student import loss_settings
-from kd_ls.losses import CONVENTIONS, LOSSES, check_loss
-from kd_ls.models import create_model
+from kd_ls.loss_options import CONVENTIONS, LOSSES, check_loss, loss_settings
 from kd_ls.names import did_you_mean
+from kd_ls.study.build_checks import check_by_building
 from kd_ls.study.schema import StudyError, build
 from kd_ls.verdict.sequential import PRECONDITION_MODES
 
@@ -35,19 +31,10 @@ MAX_SEED = 2**32 - 1  # Lightning's seed_everything (and numpy) take seeds in [0
 # Trainer arguments a study sets itself, with the field that does.
 STUDY_TRAINER_KEYS = {"max_epochs": "study.teacher.epochs / study.student.epochs", "default_root_dir": "study.output",
                       "logger": "study.logger"}
-# Input shapes of the datasets whose shape is fixed; others are read from the data (image_folder)
-# or are 32x32 colour images (CIFAR).
-KNOWN_SHAPES = {"mnist1d": (1, 40), "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28)}
-
-
-def _defaults(cls: type) -> dict[str, Any]:
-    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty}
-
-
-# The module and the data module own their defaults; a recipe only names them.
-_MODULE = _defaults(ClassifierModule)
-_DATA = _defaults(ArrayDataModule)
+# The module and the data module own their defaults (read from the catalog, kd_ls/catalog.py,
+# without importing them); a recipe only names them.
+_MODULE = catalog.classifier_defaults()
+_DATA = catalog.data_defaults()
 # Recipe fields passed to the module under the same name.
 MODULE_FIELDS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "schedule", "milestones", "gamma",
                  "warmup_epochs", "channels_last", "compile", "steps_per_call")
@@ -197,7 +184,7 @@ def _require(ok: bool, message: str) -> None:
         raise StudyError(message)
 
 
-def _check_recipe(r: Recipe, where: str, input_shape: Optional[tuple[int, ...]] = None) -> None:
+def _check_recipe(r: Recipe, where: str) -> None:
     _require(r.epochs >= 1, f"{where}.epochs: must be >= 1, got {r.epochs}")
     _require(r.batch_size >= 1, f"{where}.batch_size: must be >= 1, got {r.batch_size}")
     _require(r.steps_per_call >= 1, f"{where}.steps_per_call: must be >= 1, got {r.steps_per_call}")
@@ -208,30 +195,39 @@ def _check_recipe(r: Recipe, where: str, input_shape: Optional[tuple[int, ...]] 
         raise StudyError(str(err).replace(" must ", ": must ", 1)) from None
     _require(r.warmup_epochs < r.epochs,
              f"{where}.warmup_epochs: must be shorter than the run ({where}.epochs={r.epochs}), got {r.warmup_epochs:g}")
-    try:  # builds the network once on a dummy shape: an unknown name fails here, not hours later
-        create_model(r.model, 10, input_shape or (3, 32, 32), **r.model_kwargs)
-    except (ValueError, TypeError) as err:
-        raise StudyError(f"{where}.model: {err}") from None
+    _check_model_names(r, where)
 
 
-def _input_shape(dataset: Dataset) -> Optional[tuple[int, ...]]:
-    """The shape of one input of the study's data, None for CIFAR's 3x32x32.
+def _check_model_names(r: Recipe, where: str) -> None:
+    """A known model name, and only arguments its builder takes (the catalog's; parsed families
+    such as tv:<name> take any, checked when the network is built)."""
+    names = catalog.model_names()
+    known = r.model in names or r.model.startswith("tv:") or r.model.startswith("wrn_")
+    allowed = [*names, *catalog.model_patterns()]
+    _require(known, f"{where}.model: model name '{r.model}' is unknown; choose one of: {', '.join(allowed)}"
+             + did_you_mean(r.model, allowed))
+    arguments = catalog.model_arguments(r.model)
+    for key in r.model_kwargs if arguments is not None else ():
+        _require(key in arguments, f"{where}.model: {key!r} (in model_kwargs) is not an argument of model "
+                                   f"'{r.model}'; allowed: {', '.join(arguments) or 'none'}" + did_you_mean(key, arguments))
 
-    Data modules load lazily: building one checks options and paths. An image folder is read
-    as well (decoded into its cache, which training needs anyway): its shape is its images',
-    and a broken tree or archive is refused here, not in the first run."""
-    try:
-        module = DATASETS[dataset.name](**dataset.options)
-        if dataset.name == "image_folder":
-            return module.input_shape
-    except (TypeError, ValueError, OSError) as err:
-        raise StudyError(f"study.dataset.options: {err}") from None
-    return KNOWN_SHAPES.get(dataset.name)
+
+def _check_data_options(study: Study) -> None:
+    """Only options the dataset's data module takes, in study.dataset.options and each recipe's
+    data_options (the batch size is the recipe's own field)."""
+    allowed = [name for name in catalog.dataset_options(study.dataset.name) if name != "batch_size"]
+    places = [("study.dataset.options", study.dataset.options),
+              ("study.teacher.data_options", study.teacher.data_options),
+              ("study.student.data_options", study.student.data_options)]
+    for where, options in places:
+        for key in options:
+            _require(key in allowed, f"{where}: {key!r} is not an option of dataset '{study.dataset.name}'; "
+                                     f"allowed: {', '.join(allowed)}" + did_you_mean(key, allowed))
 
 
 def _check_trainer(options: dict[str, Any]) -> None:
     """Refuse study.trainer keys that are no Trainer argument, or that the study sets itself."""
-    names = [name for name in inspect.signature(Trainer.__init__).parameters if name != "self"]
+    names = catalog.trainer_arguments()
     allowed = [name for name in names if name not in STUDY_TRAINER_KEYS]
     for key in options:
         if key in STUDY_TRAINER_KEYS:
@@ -300,18 +296,14 @@ def _check_losses(study: Study) -> None:
 def validate(study: Study) -> Study:
     """Check ranges and names across the whole study; return it unchanged."""
     _require(bool(study.name.strip()), "study.name: must not be empty")
-    _require(study.dataset.name in DATASETS,
-             f"study.dataset.name: {study.dataset.name!r} is unknown; choose one of: {', '.join(DATASETS)}"
-             + did_you_mean(study.dataset.name, DATASETS))
-    shape = _input_shape(study.dataset)
+    datasets = catalog.dataset_names()
+    _require(study.dataset.name in datasets,
+             f"study.dataset.name: {study.dataset.name!r} is unknown; choose one of: {', '.join(datasets)}"
+             + did_you_mean(study.dataset.name, datasets))
+    _check_data_options(study)
     _check_trainer(study.trainer)
-    _check_recipe(study.teacher, "study.teacher", shape)
-    _check_recipe(study.student, "study.student", shape)
-    for role, recipe in (("teacher", study.teacher), ("student", study.student)):
-        try:
-            DATASETS[study.dataset.name](**{**study.dataset.options, **recipe.data_options})
-        except (TypeError, ValueError, FileNotFoundError) as err:
-            raise StudyError(f"study.{role}.data_options: {err}") from None
+    _check_recipe(study.teacher, "study.teacher")
+    _check_recipe(study.student, "study.student")
     _require(len(study.alphas) > 0, "study.alphas: must list at least one value")
     for i, a in enumerate(study.alphas):
         _require(0.0 <= a < 1.0, f"study.alphas[{i}]: must be in [0, 1), got {a}")
@@ -345,6 +337,7 @@ def validate(study: Study) -> Study:
     _require(study.cluster.max_parallel >= 1, f"study.cluster.max_parallel: must be >= 1, got {study.cluster.max_parallel}")
     _require(study.cluster.runs_per_gpu >= 1, f"study.cluster.runs_per_gpu: must be >= 1, got {study.cluster.runs_per_gpu}")
     _require(study.threads >= 1, f"study.threads: must be >= 1, got {study.threads}")
+    check_by_building(study)
     return study
 
 

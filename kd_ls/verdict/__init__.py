@@ -7,6 +7,16 @@ Pure statistics on plain rows: nothing here trains, plots or touches a study fol
 read, tested and replaced on its own.
 """
 
-from kd_ls.verdict.build import build_verdict
+from typing import Any
 
 __all__ = ["build_verdict"]
+
+
+def __getattr__(name: str) -> Any:
+    """`build_verdict`, imported on first use: a study file's check needs only `sequential`'s
+    names, not scipy (PEP 562)."""
+    if name == "build_verdict":
+        from kd_ls.verdict.build import build_verdict
+
+        return build_verdict
+    raise AttributeError(f"module 'kd_ls.verdict' has no attribute {name!r}")
