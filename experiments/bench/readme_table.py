@@ -70,7 +70,19 @@ def breakdown_row(d: dict[str, Any]) -> tuple[str, str]:
     return what, "; ".join(parts)
 
 
+def start_row(d: dict[str, Any]) -> tuple[str, str]:
+    """How fast the commands answer, and what the heavy imports cost."""
+    what = (f"start time: each command in a fresh process (median of {d['repeats']}; the dry run is the default "
+            f"study's), and each heavy import alone")
+    commands = ", ".join(f"`{name}` **{t['median_s']:.2f} s**" for name, t in d["commands"].items())
+    imports = ", ".join(f"{name} {t['median_s']:.2f} s" for name, t in d["imports"].items())
+    figure = (f"{commands} (target < {d['target_s']:g} s each); imports, Python's own "
+              f"{d['python_start_s']['median_s']:.2f} s start included: {imports}")
+    return what, figure
+
+
 ROWS: list[tuple[str, Callable[[dict[str, Any]], tuple[str, str]]]] = [
+    ("start_time.json", start_row),
     ("overhead.json", overhead_row),
     ("study_vs_plain_quick.json", study_row),
     ("study_vs_plain_quick.json", breakdown_row),

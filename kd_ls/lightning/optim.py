@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from kd_ls.names import did_you_mean
+
 if TYPE_CHECKING:  # torch loads with the optimizer, not with the checks a study file runs
     import torch
 
@@ -15,7 +17,7 @@ SCHEDULES = ("cosine", "multistep", "constant")
 def check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
     """Raise a one-line ValueError unless value is one of `allowed`."""
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}" + did_you_mean(value, allowed))
 
 
 def check_optimization(optimizer: str, lr: float, momentum: float, weight_decay: float, schedule: str,
