@@ -44,3 +44,11 @@ def test_cuda_check_is_restored_only_without_nvml(monkeypatch):
     except OSError:
         has_nvml = False
     assert (os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1") == has_nvml
+
+
+def test_the_checkpoint_connector_dumps_the_training_state(tmp_path):
+    trainer = pl.Trainer(default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    assert hasattr(trainer, "_checkpoint_connector"), "Lightning moved the Trainer's checkpoint connector"
+    assert callable(getattr(trainer._checkpoint_connector, "dump_checkpoint", None)), \
+        "Lightning's checkpoint connector has no dump_checkpoint"

@@ -28,6 +28,7 @@ from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.strategies import Strategy
 
 from kd_ls.data import ArrayDataModule, TensorBatches
 from kd_ls.io import atomic_write_json
@@ -36,6 +37,7 @@ from kd_ls.lightning import internals
 from kd_ls.lightning.checkpoint import read_checkpoint
 from kd_ls.lightning.module import ClassifierModule
 from kd_ls.lightning.quiet import quiet
+from kd_ls.lightning.resume_files import remove_resume_data, save_linked
 from kd_ls.lightning.wandb_logger import close_wandb_runs
 from kd_ls.provenance import run_provenance
 
@@ -63,6 +65,10 @@ class SaveAndLogConfig(SaveConfigCallback):
 class ResumeCheckpoint(Checkpoint):
     """Save the run's complete training state to RUN/checkpoints/resume.ckpt (atomically) at the
     end of every `every_n_epochs`-th epoch but the last.
+
+    resume.ckpt is a relative symbolic link to the newest of the data files beside it
+    (.resume-epoch=N-*.ckpt, N the epochs it holds), swapped in one rename at each save
+    (resume_files.py: why, and what it saves), so it always names a complete checkpoint.
 
     Lightning's checkpoint holds the weights, optimizer and schedule, the loop counters (the
     global step, grouped steps' counter among them) and the modules' buffers (online label
@@ -97,10 +103,17 @@ class ResumeCheckpoint(Checkpoint):
         if (trainer.current_epoch + 1) % self.every_n_epochs or _is_last_epoch(trainer):
             return
         path = RunLayout.of(trainer.default_root_dir).resume_checkpoint
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        trainer.save_checkpoint(tmp, weights_only=False)  # the whole training state (explicit: no log line)
+        if type(trainer.strategy).save_checkpoint is not Strategy.save_checkpoint:
+            # The strategy writes its own way (sharded states, DeepSpeed's engine): Lightning's writer.
+            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            trainer.save_checkpoint(tmp, weights_only=False)  # the whole training state (explicit: no log line)
+            if trainer.is_global_zero:
+                os.replace(tmp, path)  # same folder: atomic, so a kill never leaves half a checkpoint
+            return
+        checkpoint = internals.training_state(trainer)  # on every rank, as Trainer.save_checkpoint does
         if trainer.is_global_zero:
-            os.replace(tmp, path)  # same folder: atomic, so a kill never leaves half a checkpoint
+            save_linked(checkpoint, path, trainer.current_epoch + 1)
+        trainer.strategy.barrier("ResumeCheckpoint.on_train_epoch_end")
 
     def state_dict(self) -> dict[str, Any]:
         """The config fingerprint and the random state outside Lightning's checkpoint."""
@@ -261,7 +274,9 @@ class KDLightningCLI(LightningCLI):
         self.trainer.test(self.model, datamodule=self.datamodule, verbose=False)
         self.write_metrics(RunLayout.of(self.run_dir).last_checkpoint)
         if self.trainer.is_global_zero:
-            RunLayout.of(self.run_dir).resume_checkpoint.unlink(missing_ok=True)  # the run ended
+            resume = RunLayout.of(self.run_dir).resume_checkpoint
+            resume.unlink(missing_ok=True)  # the run ended; the link first, so that it never dangles
+            remove_resume_data(resume)
 
     def after_validate(self) -> None:
         """Write metrics.json after `kd-ls validate`."""

@@ -77,3 +77,12 @@ def prepend_csv_rows(logger: CSVLogger, rows: list[dict[str, str]]) -> None:
     writes metrics.csv; other ranks' experiment is a stand-in, so they do nothing."""
     if isinstance(getattr(logger.experiment, "metrics", None), list):
         logger.experiment.metrics[:0] = rows
+
+
+def training_state(trainer: pl.Trainer) -> dict[str, Any]:
+    """The whole training state as Trainer.save_checkpoint writes it (weights, optimizer, loops,
+    callbacks' states). Lightning internal: Trainer.save_checkpoint's own
+    `_checkpoint_connector.dump_checkpoint`; no public API returns the dict without writing it
+    through Lightning's file writer (serialized in memory, copied into a temporary file in
+    TMPDIR, then moved: half of a 3.5 MB save's CPU time)."""
+    return trainer._checkpoint_connector.dump_checkpoint(weights_only=False)

@@ -175,9 +175,6 @@ def analyze_teachers(study_dir: Path, rows: list[dict[str, Any]]) -> dict[tuple[
     analysis/teacher_alpha<a>/, the others' to analysis/teacher_alpha<a>_seed<s>/. Each teacher row
     gets its `mutual_information`, so the mechanism table has one value per teacher. Returns the
     analysis folder of each (alpha, seed)."""
-    from kd_ls.analysis import analyze_checkpoint
-    from kd_ls.data import datamodule_from_config
-
     layout = StudyLayout.of(study_dir)
     teachers = [r for r in rows if r["role"] == "teacher" and r["status"] == "done"]
     first_seed = min((r["seed"] for r in teachers), default=None)
@@ -187,6 +184,11 @@ def analyze_teachers(study_dir: Path, rows: list[dict[str, Any]]) -> dict[tuple[
         analysis = AnalysisLayout(out)
         # The analysis of a finished teacher does not change; one from before projections were saved is redone.
         if not (analysis.metrics.is_file() and analysis.projection_points.is_file()):
+            # Imported only here: kd_ls.data imports Lightning (2.7 s), which a report whose
+            # teachers are all analysed already never needs.
+            from kd_ls.analysis import analyze_checkpoint
+            from kd_ls.data import datamodule_from_config
+
             run = layout.run(row["run_id"])
             analyze_checkpoint(str(run.last_checkpoint), datamodule_from_config(run.config), out)
         row["mutual_information"] = json.loads(analysis.metrics.read_text()).get("mutual_information")
