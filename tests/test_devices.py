@@ -76,7 +76,7 @@ def test_spawned_workers_each_see_their_own_gpu(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     with multiprocessing.get_context("spawn").Manager() as manager:
         barrier = manager.Barrier(2)
-        pool = runner._process_pool(2)
+        pool = runner.process_pool(2)
         try:
             seen = sorted(pool.map(visible_after_barrier, [barrier, barrier]))
         finally:

@@ -9,7 +9,8 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 import torch
 
@@ -153,6 +154,27 @@ def decide(study_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def write_report(study_dir: Path) -> dict[str, Any]:
     """Write results.csv, verdict.json, verdict.md, the plots and report.html; return the verdict."""
     check_runs_present(study_dir)
+    with study_threads(study_dir):
+        return _write_report(study_dir)
+
+
+@contextmanager
+def study_threads(study_dir: Path) -> Iterator[None]:
+    """torch on the study's CPU threads (study.json's `threads`) while the block runs: float32
+    reductions depend on the thread count, so the analyses come out the same bit for bit whether
+    the study's worker or a later `kd-ls report` writes them."""
+    manifest = StudyLayout.of(study_dir).manifest
+    threads = json.loads(manifest.read_text())["study"].get("threads") if manifest.is_file() else None
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _write_report(study_dir: Path) -> dict[str, Any]:
     layout = StudyLayout.of(study_dir)
     rows = collect_rows(study_dir)
     analyses = analyze_teachers(study_dir, rows)  # first: its mutual information is a results column

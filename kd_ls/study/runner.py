@@ -257,7 +257,7 @@ def _gpu_count() -> int:
 ProgressFn = Callable[[str, PlannedRun, Optional[dict[str, Any]]], None]
 
 
-def _process_pool(jobs: int) -> ProcessPoolExecutor:
+def process_pool(jobs: int) -> ProcessPoolExecutor:
     """Worker processes (spawned: CUDA-safe), each on one GPU when GPUs are present (devices.py)."""
     ctx = multiprocessing.get_context("spawn")
     queue = devices.device_queue(ctx, jobs, _gpu_count())
@@ -289,11 +289,13 @@ def default_jobs(study: Study) -> int:
 
 
 def execute_study(
-    study: Study, study_dir: Path, jobs: int = 1, on_event: Optional[ProgressFn] = None, executor: Any = None
+    study: Study, study_dir: Path, jobs: int = 1, on_event: Optional[ProgressFn] = None, executor: Any = None,
+    pool: Optional[ProcessPoolExecutor] = None,
 ) -> list[PlannedRun]:
     """Run every unfinished run of the study; teachers before their students.
 
-    Runs execute in this process (jobs=1), in `jobs` worker processes, or through
+    Runs execute in this process (jobs=1), in `jobs` worker processes (`pool`, when the caller
+    keeps one across calls, else a pool of this call), or through
     `executor` (anything with `submit(fn, *args)` returning an object with done()/result(),
     e.g. a submitit executor). `on_event(kind, run, record)` gets 'skip', 'redo', 'start',
     'end'. Returns the planned runs, each finished or failed with its run.json.
@@ -323,7 +325,8 @@ def execute_study(
             return None
         return is_finished(study_dir, run.teacher_id)
 
-    pool = _process_pool(jobs) if executor is None and jobs > 1 else None
+    own_pool = pool is None and executor is None and jobs > 1
+    pool = process_pool(jobs) if own_pool else pool
     submit = (executor or pool).submit if (executor or pool) else None
     task = SubmititRun() if executor is not None else run_in_worker
     capacity = study.cluster.max_parallel if executor else jobs
@@ -361,7 +364,7 @@ def execute_study(
                 if running:
                     time.sleep(0.1)
         finally:
-            if pool is not None:
+            if own_pool:
                 pool.shutdown(cancel_futures=True)
     if interrupts.requested() is not None:
         raise interrupts.Interrupted(interrupts.requested())

@@ -9,6 +9,9 @@ import hashlib
 import json
 import os
 import socket
+import contextlib
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -21,7 +24,7 @@ from kd_ls.lightning.quiet import quiet
 from kd_ls.study.ownership import claim_folder
 from kd_ls.study.progress import StudyProgress, stage
 from kd_ls.report.history import declare_primary
-from kd_ls.study.runner import INTERRUPTED, ProgressFn, default_jobs, execute_study, submitit_executor
+from kd_ls.study.runner import INTERRUPTED, ProgressFn, default_jobs, execute_study, process_pool, submitit_executor
 from kd_ls.study.spec import Study, StudyError
 from kd_ls.verdict import sequential
 
@@ -137,6 +140,24 @@ def run_study(study: Study, jobs: Optional[int] = None, progress: bool = True,
         return _run_study(study, jobs, progress, source_sha256(study, source), source, adopt)
 
 
+def _write_report(study_dir: Path, pool: Optional[ProcessPoolExecutor]) -> dict[str, Any]:
+    """The study's report, written in a worker of `pool` when there is one (and it still works),
+    else here; the same files either way."""
+    if pool is not None:
+        try:
+            return pool.submit(report_task, study_dir).result()
+        except BrokenProcessPool:  # a worker was killed: this process writes it
+            pass
+    return report_task(study_dir)
+
+
+def report_task(study_dir: Path) -> dict[str, Any]:
+    """write_report, imported where it runs: the report loads torch and the plotting code."""
+    from kd_ls.report.write import write_report
+
+    return write_report(study_dir)
+
+
 def _decided(study_dir: Path) -> bool:
     """Whether the runs so far decide the primary question (a look of the sequential plan)."""
     from kd_ls.report.write import collect_rows, decide  # loads torch: the main process needs it only now
@@ -152,7 +173,12 @@ def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str, s
     rounds = seed_rounds(study)
     quiet()  # W&B's summary run and the report run in this process, outside any run's harness
     parallel = study.cluster.max_parallel if executor else jobs
-    with study_lock(study_dir):
+    # One pool of workers for every round and the report: spawned once, and the report runs in a
+    # worker that has torch, Lightning and the data loaded already (about 5 s this process would pay).
+    pool = process_pool(jobs) if executor is None and jobs > 1 else None
+    with study_lock(study_dir), contextlib.ExitStack() as stack:
+        if pool is not None:
+            stack.callback(pool.shutdown, cancel_futures=True)
         owner_note = claim_folder(study_dir, source, adopt)
         declare_primary(study_dir, study.to_dict(), sha256)
         for number, seeds in enumerate(rounds, start=1):
@@ -167,13 +193,12 @@ def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str, s
                     display.note(f"primary undecided at {len(rounds[number - 2])} seeds: adding seeds "
                                  f"{seeds[len(rounds[number - 2]):]} (planned look {number} of {len(rounds)})")
                 write_manifest(study, study_dir, runs, sha256)
-                execute_study(grown, study_dir, jobs=jobs, on_event=progress_events(display), executor=executor)
+                execute_study(grown, study_dir, jobs=jobs, on_event=progress_events(display), executor=executor,
+                              pool=pool)
             if number < len(rounds) and _decided(study_dir):
                 break
         with stage("writing verdict, report, plots", study_dir, enabled=progress):
-            from kd_ls.report.write import write_report  # the report loads torch: only once the runs are done
-
-            verdict = write_report(study_dir)
+            verdict = _write_report(study_dir, pool)
     if study.logger == "wandb":
         from kd_ls.study.tracking import log_study_summary
 
