@@ -260,7 +260,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         "command": "python experiments/bench/study_vs_plain.py" + (" --quick" if args.quick else "")
                    + (f" --config {args.config}" if args.config else "")
                    + (f" --repeats {args.repeats}" if args.repeats != 1 else "")
-                   + (f" --jobs {args.jobs}" if args.jobs != 2 else ""),
+                   + (f" --jobs {args.jobs}" if args.jobs != 2 else "")
+                   + (" --no-breakdown" if args.no_breakdown else ""),
         "study": study.name, "config": args.config or "shipped default study", "quick": args.quick,
         "seeds": study.seeds, "runs": len(accuracies), "jobs": args.jobs, "threads_per_run": study.threads,
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
