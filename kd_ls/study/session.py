@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import contextlib
 import hashlib
 import json
 import os
 import socket
-import contextlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -171,7 +171,7 @@ def _run_study(study: Study, jobs: Optional[int], progress: bool, sha256: str, s
     study_dir = make_folder(study)
     executor = submitit_executor(study, study_dir) if study.cluster.executor != "local" else None
     rounds = seed_rounds(study)
-    quiet()  # W&B's summary run and the report run in this process, outside any run's harness
+    quiet()  # W&B's summary run (and the report, without workers) run in this process, outside any run's harness
     parallel = study.cluster.max_parallel if executor else jobs
     # One pool of workers for every round and the report: spawned once, and the report runs in a
     # worker that has torch, Lightning and the data loaded already (about 5 s this process would pay).
